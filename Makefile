@@ -1,0 +1,79 @@
+# forkd: build, test, run, install, bench.  Everything goes into build/.
+# `make SAN=1 BUILD=build/asan` builds the same tree with ASan and UBSan.
+
+CC ?= cc
+BUILD ?= build
+PREFIX ?= /usr/local
+PYTHON ?= /usr/bin/python3
+
+WARN = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+CPPFLAGS += -D_GNU_SOURCE -Iapp -Iserver
+CFLAGS ?= -O2 -g
+CFLAGS += -std=c11 $(WARN) -fno-strict-aliasing
+LDLIBS = -lhttp_parser -linih -ldl -lpthread
+ifeq ($(SAN),1)
+CC = clang
+CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer \
+	-fno-sanitize-recover=all
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+SERVER_SRCS = $(filter-out server/main.c,$(wildcard server/*.c))
+SERVER_OBJS = $(SERVER_SRCS:server/%.c=$(BUILD)/obj/%.o)
+APPS = $(patsubst app/%.c,$(BUILD)/app/%.so,$(wildcard app/*.c))
+UNIT = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
+CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
+CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null)
+
+.PHONY: all deps run test unit clean install fmt fmt-check
+
+all: $(BUILD)/forkd $(APPS) $(UNIT)
+
+deps:
+	@scripts/deps.sh test
+
+$(BUILD)/obj/%.o: server/%.c $(wildcard server/*.h) app/forkd.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+# -rdynamic: handlers resolve forkd_* calls against the executable.
+$(BUILD)/forkd: $(BUILD)/obj/main.o $(SERVER_OBJS)
+	$(CC) $(LDFLAGS) -rdynamic -o $@ $^ $(LDLIBS)
+
+$(BUILD)/app/%.so: app/%.c app/forkd.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -shared -fPIC -o $@ $< -lpthread
+
+$(BUILD)/tests/%: tests/unit/%.c $(SERVER_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS) -rdynamic \
+		-o $@ $< $(SERVER_OBJS) $(LDLIBS) $(CHECK_LIBS)
+
+run: deps $(BUILD)/forkd $(APPS)
+	$(BUILD)/forkd -c conf/forkd.ini
+
+# Unit tests, integration tests, then both again under ASan/UBSan.
+test: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory SAN=1 BUILD=build/asan all
+	@scripts/test.sh
+
+unit: all
+	@for t in $(UNIT); do $$t || exit 1; done
+
+install: $(BUILD)/forkd
+	install -D -m 755 $(BUILD)/forkd $(DESTDIR)$(PREFIX)/sbin/forkd
+	install -D -m 644 app/forkd.h $(DESTDIR)$(PREFIX)/include/forkd.h
+	install -D -m 644 man/forkd.8 $(DESTDIR)$(PREFIX)/share/man/man8/forkd.8
+	install -D -m 644 man/forkd.ini.5 \
+		$(DESTDIR)$(PREFIX)/share/man/man5/forkd.ini.5
+	install -D -m 644 man/forkd.h.3 $(DESTDIR)$(PREFIX)/share/man/man3/forkd.h.3
+
+fmt:
+	clang-format -i server/*.[ch] app/*.[ch] tests/unit/*.c
+
+fmt-check:
+	clang-format --dry-run -Werror server/*.[ch] app/*.[ch] tests/unit/*.c
+
+clean:
+	rm -rf build

@@ -1,0 +1,39 @@
+#!/bin/sh
+# test.sh: run every test of `make test` and end with one summary line.
+# Unit suites and integration tests run against build/ and again against the
+# ASan/UBSan build in build/asan/.  Exit status is non-zero if anything failed.
+set -u
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-/usr/bin/python3}
+pass=0
+fail=0
+failed=""
+
+step() { # name command...
+    name=$1
+    shift
+    if "$@"; then
+        pass=$((pass + 1))
+    else
+        fail=$((fail + 1))
+        failed="$failed $name"
+        echo "FAILED: $name" >&2
+    fi
+}
+
+for b in build build/asan; do
+    for t in "$b"/tests/test_*; do
+        [ -x "$t" ] || continue
+        step "$t" env CK_FORK=yes "$t"
+    done
+    step "integration($b)" env FORKD_BIN="$b/forkd" FORKD_APPS="$b/app" \
+        timeout 600 "$PYTHON" -m unittest discover -s tests/integration \
+        -p 'test_*.py' -t tests/integration
+done
+
+if [ "$fail" -eq 0 ]; then
+    echo "make test: all $pass steps passed (unit, integration; plain and ASan/UBSan)"
+else
+    echo "make test: $fail of $((pass + fail)) steps FAILED:$failed"
+    exit 1
+fi

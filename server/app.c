@@ -1,0 +1,110 @@
+#include "app.h"
+
+#include <dlfcn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "arena.h"
+#include "log.h"
+#include "req.h"
+
+int
+app_open(struct app *a, const char *path, unsigned threads,
+         char err[APP_ERR_MAX])
+{
+    memset(a, 0, sizeof(*a));
+    /* RTLD_NOW: an unresolved symbol is a start-up error, not a crash in
+     * the middle of a request. */
+    a->dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (a->dl == NULL) {
+        snprintf(err, APP_ERR_MAX, "cannot load: %s", dlerror());
+        return -1;
+    }
+    a->desc = dlsym(a->dl, "forkd_app");
+    if (a->desc == NULL) {
+        snprintf(err, APP_ERR_MAX,
+                 "no forkd_app descriptor (is it a forkd handler?)");
+    } else if (a->desc->api_version != FORKD_API_VERSION) {
+        snprintf(err, APP_ERR_MAX,
+                 "built for handler API version %u, this forkd has %u: "
+                 "rebuild it against this forkd.h",
+                 a->desc->api_version, FORKD_API_VERSION);
+    } else if (a->desc->handle == NULL) {
+        snprintf(err, APP_ERR_MAX, "forkd_app.handle is NULL");
+    } else if (threads > 1 && !(a->desc->flags & FORKD_APP_THREADSAFE)) {
+        snprintf(err, APP_ERR_MAX,
+                 "threads = %u but the handler does not declare "
+                 "FORKD_APP_THREADSAFE",
+                 threads);
+    } else if ((a->path = strdup(path)) != NULL) {
+        return 0;
+    } else {
+        snprintf(err, APP_ERR_MAX, "out of memory");
+    }
+    app_close(a);
+    return -1;
+}
+
+int
+app_init(struct app *a, const struct forkd_option *opts, size_t n)
+{
+    a->state = NULL;
+    if (a->desc->init == NULL)
+        return 0;
+    return a->desc->init(opts, n, &a->state) == 0 ? 0 : -1;
+}
+
+void
+app_fini(struct app *a)
+{
+    if (a->desc && a->desc->fini)
+        a->desc->fini(a->state);
+    a->state = NULL;
+}
+
+void
+app_close(struct app *a)
+{
+    if (a->dl)
+        dlclose(a->dl);
+    free(a->path);
+    memset(a, 0, sizeof(*a));
+}
+
+const char *
+forkd_option(const struct forkd_option *opts, size_t n_opts, const char *key)
+{
+    const char *found = NULL;
+
+    /* The last occurrence wins, as for the server's own keys. */
+    for (size_t i = 0; opts && key && i < n_opts; i++)
+        if (strcmp(opts[i].key, key) == 0)
+            found = opts[i].value;
+    return found;
+}
+
+void *
+forkd_alloc(struct forkd_req *req, size_t n)
+{
+    return arena_alloc(&req->arena, n);
+}
+
+void
+forkd_log(struct forkd_req *req, enum forkd_level level, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+
+    if (!log_is_enabled(level))
+        return;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (req)
+        log_msg(level, "app: %s %s: %s", req->head.method, req->head.target,
+                msg);
+    else
+        log_msg(level, "app: %s", msg);
+}

@@ -1,0 +1,35 @@
+/* app: the handler shared object: dlopen, the forkd_app descriptor and its
+ * checks, and the API calls that belong to no other module (options,
+ * arena, logging).  The only module that touches dlopen. */
+#ifndef FORKD_APP_H
+#define FORKD_APP_H
+
+#include <stddef.h>
+
+#include "forkd.h"
+
+#define APP_ERR_MAX 512
+
+struct app {
+    void *dl;                     /* dlopen handle; owned */
+    const struct forkd_app *desc; /* inside dl */
+    char *path;                   /* owned */
+    void *state;                  /* from init, for handle and fini */
+};
+
+/* Load the .so at path and check its descriptor: present, the right
+ * api_version, a handle function, FORKD_APP_THREADSAFE if threads > 1.
+ * Returns 0, or -1 with a message (without the path) in err. */
+int app_open(struct app *a, const char *path, unsigned threads,
+             char err[APP_ERR_MAX]);
+
+/* Run the handler's init with the options.  Returns 0 or -1. */
+int app_init(struct app *a, const struct forkd_option *opts, size_t n);
+
+/* Run fini if init succeeded. */
+void app_fini(struct app *a);
+
+/* dlclose and forget. */
+void app_close(struct app *a);
+
+#endif

@@ -1,0 +1,253 @@
+#include "conn.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/sendfile.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "cfg.h"
+#include "req.h"
+
+void
+conn_set_peer(struct conn *c, const struct sockaddr *sa, socklen_t len)
+{
+    const void *addr = NULL;
+    unsigned port = 0;
+
+    (void)len;
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const void *)sa;
+        addr = &in->sin_addr;
+        port = ntohs(in->sin_port);
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const void *)sa;
+        addr = &in6->sin6_addr;
+        port = ntohs(in6->sin6_port);
+    }
+    if (addr == NULL || !inet_ntop(sa->sa_family, addr, c->remote_addr,
+                                   sizeof(c->remote_addr))) {
+        /* unix sockets have no peer address; nginx writes "unix:" too */
+        strcpy(c->remote_addr, "unix:");
+        c->remote_port[0] = '\0';
+        return;
+    }
+    snprintf(c->remote_port, sizeof(c->remote_port), "%u", port);
+}
+
+ssize_t
+conn_read(struct conn *c)
+{
+    ssize_t n;
+
+    if (c->len == c->cap) {
+        errno = ENOBUFS;
+        return -1;
+    }
+    do
+        n = read(c->fd, c->buf + c->len, c->cap - c->len);
+    while (n < 0 && errno == EINTR);
+    if (n > 0)
+        c->len += (size_t)n;
+    return n;
+}
+
+/* Wait for events on c, up to timeout_s.  Returns 0, or -1 (ETIMEDOUT). */
+static int
+conn_wait(struct conn *c, short events, unsigned timeout_s)
+{
+    struct pollfd p = {.fd = c->fd, .events = events};
+    int n;
+
+    do
+        n = poll(&p, 1, (int)(timeout_s * 1000));
+    while (n < 0 && errno == EINTR);
+    if (n == 0)
+        errno = ETIMEDOUT;
+    return n > 0 ? 0 : -1;
+}
+
+ssize_t
+conn_writev(struct conn *c, struct iovec *iov, int n_iov, unsigned timeout_s)
+{
+    ssize_t total = 0, n;
+
+    while (n_iov > 0) {
+        n = writev(c->fd, iov, n_iov);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN && conn_wait(c, POLLOUT, timeout_s) == 0)
+                continue;
+            return -1;
+        }
+        total += n;
+        while (n_iov > 0 && (size_t)n >= iov->iov_len) {
+            n -= (ssize_t)iov->iov_len;
+            iov++;
+            n_iov--;
+        }
+        if (n_iov > 0) {
+            iov->iov_base = (char *)iov->iov_base + n;
+            iov->iov_len -= (size_t)n;
+        }
+    }
+    return total;
+}
+
+ssize_t
+conn_sendfile(struct conn *c, int fd, off_t off, size_t n, unsigned timeout_s)
+{
+    size_t left = n;
+
+    while (left > 0) {
+        ssize_t k = sendfile(c->fd, fd, &off, left);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0 && errno == EAGAIN && conn_wait(c, POLLOUT, timeout_s) == 0)
+            continue;
+        if (k < 0 && (errno == EINVAL || errno == ENOSYS)) {
+            /* not a regular file (a pipe, say): copy through memory */
+            char tmp[16384];
+            ssize_t r =
+                pread(fd, tmp, left < sizeof(tmp) ? left : sizeof(tmp), off);
+            struct iovec iov = {tmp, (size_t)(r > 0 ? r : 0)};
+            if (r <= 0 || conn_writev(c, &iov, 1, timeout_s) < 0)
+                return -1;
+            off += r;
+            k = r;
+        }
+        if (k <= 0) {
+            if (k == 0)
+                errno = EIO; /* the file is shorter than promised */
+            return -1;
+        }
+        left -= (size_t)k;
+    }
+    return (ssize_t)n;
+}
+
+/* Send "100 Continue" once, on the handler's first read (RFC 9110 10.1.1). */
+static int
+conn_send_continue(struct forkd_req *req)
+{
+    static const char msg[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    struct iovec iov = {(void *)msg, sizeof(msg) - 1};
+
+    req->continue_sent = 1;
+    if (!req->head.expect_continue || req->resp.head_sent)
+        return 0;
+    return conn_writev(req->conn, &iov, 1, req->cfg->send_timeout_s) < 0 ? -1
+                                                                         : 0;
+}
+
+/* Make room after the head for more body bytes. */
+static void
+conn_compact_body(struct conn *c)
+{
+    if (c->body_off == c->len) {
+        c->body_off = c->len = c->head_len;
+    } else if (c->len == c->cap && c->body_off > c->head_len) {
+        memmove(c->buf + c->head_len, c->buf + c->body_off,
+                c->len - c->body_off);
+        c->len -= c->body_off - c->head_len;
+        c->body_off = c->head_len;
+    }
+}
+
+/* Get more raw body bytes into buf, waiting up to timeout_s. */
+static int
+conn_fill_body(struct conn *c, unsigned timeout_s)
+{
+    for (;;) {
+        ssize_t n = conn_read(c);
+        if (n > 0)
+            return 0;
+        if (n == 0) {
+            errno = ECONNRESET; /* the body ended early */
+            return -1;
+        }
+        if (errno != EAGAIN || conn_wait(c, POLLIN, timeout_s) < 0)
+            return -1;
+    }
+}
+
+ssize_t
+forkd_read(struct forkd_req *req, void *buf, size_t n)
+{
+    struct conn *c = req->conn;
+    struct http_head *h = &req->head;
+
+    if (n == 0 || h->body_done)
+        return 0;
+    if (!req->continue_sent && conn_send_continue(req) < 0)
+        return -1;
+    for (;;) {
+        if (c->body_off < c->len) {
+            size_t used;
+            ssize_t r =
+                http_body_read(h, c->buf + c->body_off, c->len - c->body_off,
+                               buf, n, &used, req->limits);
+            if (r < 0) {
+                req->body_status = errno == EFBIG ? 413 : 400;
+                return -1;
+            }
+            c->body_off += used;
+            conn_compact_body(c);
+            if (r > 0 || h->body_done)
+                return r;
+            continue;
+        }
+        conn_compact_body(c);
+        if (conn_fill_body(c, req->cfg->body_timeout_s) < 0) {
+            req->body_status = errno == ETIMEDOUT ? 408 : 400;
+            return -1;
+        }
+    }
+}
+
+int
+conn_drain_body(struct forkd_req *req, size_t max, unsigned timeout_s)
+{
+    struct conn *c = req->conn;
+    char sink[4096];
+
+    /* The client waits for 100 Continue that never came: it may or may not
+     * send the body, so the connection cannot be reused safely. */
+    if (req->head.expect_continue && !req->continue_sent &&
+        !req->head.body_done)
+        return -1;
+    while (!req->head.body_done) {
+        size_t used;
+        if (c->body_off == c->len) {
+            if (req->head.body_raw >= max)
+                return -1;
+            c->body_off = c->len = c->head_len;
+            if (conn_fill_body(c, timeout_s) < 0)
+                return -1;
+        }
+        if (http_body_read(&req->head, c->buf + c->body_off,
+                           c->len - c->body_off, sink, sizeof(sink), &used,
+                           req->limits) < 0)
+            return -1;
+        c->body_off += used;
+    }
+    return 0;
+}
+
+size_t
+conn_consume(struct conn *c)
+{
+    size_t keep = c->len - c->body_off;
+
+    if (keep > 0 && c->body_off > 0)
+        memmove(c->buf, c->buf + c->body_off, keep);
+    c->len = keep;
+    c->head_len = c->body_off = 0;
+    memset(&c->scan, 0, sizeof(c->scan));
+    return keep;
+}

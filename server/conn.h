@@ -1,0 +1,69 @@
+/* conn: one client socket: its input buffer, where its current request's
+ * head and body sit in it, its peer, and blocking-with-deadline I/O for the
+ * handler (forkd_read, writev, sendfile).  Never logs. */
+#ifndef FORKD_CONN_H
+#define FORKD_CONN_H
+
+#include <netinet/in.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include "http.h"
+
+struct forkd_req;
+
+enum conn_state {
+    CONN_FREE,    /* in the worker's free list */
+    CONN_IDLE,    /* kept alive, no bytes of a next request */
+    CONN_READING, /* part of a head has arrived */
+    CONN_ACTIVE   /* a request is being served */
+};
+
+struct conn {
+    int fd; /* owned */
+    enum conn_state state;
+    int in_epoll;
+    char *buf; /* the worker's buffer while bytes are held, else NULL */
+    size_t len, cap;
+    size_t head_len; /* the current request's head, during a request */
+    size_t body_off; /* next unparsed body byte, during a request */
+    struct http_scan scan;
+    uint64_t deadline_ms;     /* keepalive or header timeout (monotonic) */
+    struct conn *prev, *next; /* the worker's idle or reading list */
+    unsigned requests;        /* served on this connection */
+    char remote_addr[INET6_ADDRSTRLEN + 8];
+    char remote_port[8];
+    const char *server_name; /* the listener's host, not owned */
+    const char *server_port; /* the listener's port, not owned */
+};
+
+/* Record the peer address (REMOTE_ADDR/PORT) from accept's sockaddr. */
+void conn_set_peer(struct conn *c, const struct sockaddr *sa, socklen_t len);
+
+/* One read into the free space of buf.  Returns the byte count, 0 at EOF
+ * or -1 (errno EAGAIN when nothing is there, ENOBUFS when buf is full). */
+ssize_t conn_read(struct conn *c);
+
+/* Write all of iov (modified), waiting up to timeout_s for the client to
+ * read.  Returns the bytes written, or -1 (ETIMEDOUT, EPIPE, ...). */
+ssize_t conn_writev(struct conn *c, struct iovec *iov, int n_iov,
+                    unsigned timeout_s);
+
+/* Send n bytes of fd from off with sendfile(2), waiting as conn_writev;
+ * falls back to read+write where sendfile cannot be used. */
+ssize_t conn_sendfile(struct conn *c, int fd, off_t off, size_t n,
+                      unsigned timeout_s);
+
+/* Read and discard the rest of req's body, at most max raw bytes, waiting
+ * up to timeout_s for each read.  Returns 0 when the body is done, -1 if
+ * not (the connection must then be closed). */
+int conn_drain_body(struct forkd_req *req, size_t max, unsigned timeout_s);
+
+/* After a request: drop its head and body from buf, keeping any bytes of
+ * the next (pipelined) request at the start.  Returns the bytes kept. */
+size_t conn_consume(struct conn *c);
+
+#endif

@@ -1,0 +1,366 @@
+#include "http.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+enum http_scan_result
+http_scan_head(struct http_scan *s, const char *buf, size_t len,
+               const struct http_limits *lim, size_t *head_len, int *status)
+{
+    for (size_t i = s->pos; i < len; i++) {
+        unsigned char c = (unsigned char)buf[i];
+        size_t line_len = i - s->line_start;
+
+        if (c == '\0' || (i > 0 && buf[i - 1] == '\r' && c != '\n') ||
+            (c == '\n' && (i == 0 || buf[i - 1] != '\r'))) {
+            *status = 400; /* NUL, bare CR or bare LF (RFC 9112 2.2) */
+            return HTTP_SCAN_ERROR;
+        }
+        if (!s->in_fields && line_len > lim->line + 1) {
+            *status = 414;
+            return HTTP_SCAN_ERROR;
+        }
+        if (i + 1 > lim->head ||
+            (s->in_fields && line_len > lim->field_size + 1)) {
+            *status = 431;
+            return HTTP_SCAN_ERROR;
+        }
+        if (c != '\n')
+            continue;
+        if (s->in_fields && line_len == 1) {
+            *head_len = i + 1;
+            s->pos = i + 1;
+            return HTTP_SCAN_DONE;
+        }
+        if (s->in_fields && ++s->fields > lim->fields) {
+            *status = 431;
+            return HTTP_SCAN_ERROR;
+        }
+        s->in_fields = 1;
+        s->line_start = i + 1;
+    }
+    s->pos = len;
+    return HTTP_SCAN_MORE;
+}
+
+int
+http_is_tchar(unsigned char c)
+{
+    /* tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." /
+     *         "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA */
+    static const char extra[] = "!#$%&'*+-.^_`|~";
+
+    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+        (c >= 'A' && c <= 'Z'))
+        return 1;
+    return c != '\0' && strchr(extra, c) != NULL;
+}
+
+int
+http_name_is(const struct http_header *hd, const char *name)
+{
+    return strlen(name) == hd->name_len &&
+           strncasecmp(hd->name, name, hd->name_len) == 0;
+}
+
+/* field-vchar or SP/HTAB: VCHAR, obs-text; no CTL, no DEL. */
+static int
+http_is_value_char(unsigned char c)
+{
+    return c == '\t' || (c >= 0x20 && c != 0x7f);
+}
+
+/* Split one "name: value" line (without its CRLF) and check it. */
+static int
+http_parse_field(char *line, size_t len, struct http_header *hd)
+{
+    size_t i = 0, end;
+
+    while (i < len && http_is_tchar((unsigned char)line[i]))
+        i++;
+    /* No name, obs-fold, or whitespace before the colon (RFC 9112 5.1). */
+    if (i == 0 || i >= len || line[i] != ':')
+        return 400;
+    hd->name = line;
+    hd->name_len = i;
+    for (i++; i < len && (line[i] == ' ' || line[i] == '\t'); i++)
+        ;
+    for (end = len; end > i && (line[end - 1] == ' ' || line[end - 1] == '\t');
+         end--)
+        ;
+    for (size_t j = i; j < end; j++)
+        if (!http_is_value_char((unsigned char)line[j]))
+            return 400;
+    line[end] = '\0';
+    hd->value = line + i;
+    hd->value_len = end - i;
+    return 0;
+}
+
+static int
+http_is_target_char(unsigned char c)
+{
+    return c > 0x20 && c < 0x7f;
+}
+
+/* method SP request-target SP HTTP-version, single spaces (RFC 9112 3). */
+static int
+http_parse_line(struct http_head *h, char *line, size_t len)
+{
+    char *sp1, *sp2;
+    size_t i;
+
+    for (i = 0; i < len && http_is_tchar((unsigned char)line[i]); i++)
+        ;
+    if (i == 0 || i >= len || line[i] != ' ')
+        return 400;
+    sp1 = line + i;
+    for (i++; i < len && http_is_target_char((unsigned char)line[i]); i++)
+        ;
+    if (i == (size_t)(sp1 - line) + 1 || i >= len || line[i] != ' ')
+        return 400;
+    sp2 = line + i;
+    *sp1 = '\0';
+    *sp2 = '\0';
+    h->method = line;
+    h->target = sp1 + 1;
+    h->protocol = sp2 + 1;
+    line[len] = '\0';
+    if (strcmp(h->protocol, "HTTP/1.1") == 0 ||
+        strcmp(h->protocol, "HTTP/1.0") == 0) {
+        h->minor = (unsigned)(h->protocol[7] - '0');
+        return 0;
+    }
+    if (len - (size_t)(h->protocol - line) == 8 &&
+        strncmp(h->protocol, "HTTP/", 5) == 0 && h->protocol[5] >= '0' &&
+        h->protocol[5] <= '9' && h->protocol[6] == '.' &&
+        h->protocol[7] >= '0' && h->protocol[7] <= '9')
+        return 505;
+    return 400;
+}
+
+/* Host = uri-host [ ":" port ]: reg-name, IPv4 or [IP-literal]. */
+static int
+http_is_host(const char *s, size_t len)
+{
+    static const char ok[] = "-._~!$&'()*+,;=:[]%";
+
+    if (len == 0)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+              (c >= 'A' && c <= 'Z') || strchr(ok, c)))
+            return 0;
+    }
+    return 1;
+}
+
+/* origin-form, absolute-form (Host from the target), or "*". */
+static int
+http_parse_target(struct http_head *h)
+{
+    const char *t = h->target, *q;
+
+    if (strncasecmp(t, "http://", 7) == 0 ||
+        strncasecmp(t, "https://", 8) == 0) {
+        const char *auth = strstr(t, "//") + 2;
+        size_t alen = strcspn(auth, "/?");
+        if (!http_is_host(auth, alen) || memchr(auth, '@', alen))
+            return 400;
+        h->host = auth;
+        h->host_len = alen;
+        t = auth + alen;
+        if (*t == '\0')
+            t = "/";
+    } else if (strcmp(t, "*") == 0) {
+        if (strcmp(h->method, "OPTIONS") != 0)
+            return 400;
+        h->path = t;
+        h->path_len = 1;
+        h->query = "";
+        return 0;
+    } else if (t[0] != '/') {
+        return strcmp(h->method, "CONNECT") == 0 ? 501 : 400;
+    }
+    if (*t == '?') {
+        h->path = "/";
+        h->path_len = 1;
+        h->query = t + 1;
+        return 0;
+    }
+    q = strchr(t, '?');
+    h->path = t;
+    h->path_len = q ? (size_t)(q - t) : strlen(t);
+    h->query = q ? q + 1 : "";
+    return strcmp(h->method, "CONNECT") == 0 ? 501 : 0;
+}
+
+static int
+http_is_digits(const char *s, size_t len)
+{
+    if (len == 0 || len > 18) /* 18 digits cannot overflow uint64_t */
+        return 0;
+    for (size_t i = 0; i < len; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return 0;
+    return 1;
+}
+
+/* Framing and the fields the server itself acts on (RFC 9112 6, 9110 7.2). */
+static int
+http_check_fields(struct http_head *h, const struct http_limits *lim)
+{
+    int hosts = 0, te = 0, cl = 0;
+
+    for (size_t i = 0; i < h->n_headers; i++) {
+        const struct http_header *hd = &h->headers[i];
+        if (http_name_is(hd, "host")) {
+            if (++hosts > 1 || !http_is_host(hd->value, hd->value_len))
+                return 400;
+            if (h->host == NULL) {
+                h->host = hd->value;
+                h->host_len = hd->value_len;
+            }
+        } else if (http_name_is(hd, "content-length")) {
+            if (++cl > 1 || !http_is_digits(hd->value, hd->value_len))
+                return 400;
+            h->content_length = hd->value;
+        } else if (http_name_is(hd, "transfer-encoding")) {
+            if (++te > 1)
+                return 501;
+            if (strcasecmp(hd->value, "chunked") != 0)
+                return 501;
+            h->chunked = 1;
+        } else if (http_name_is(hd, "content-type")) {
+            h->content_type = hd->value;
+        } else if (http_name_is(hd, "expect")) {
+            if (strcasecmp(hd->value, "100-continue") != 0)
+                return 417;
+            h->expect_continue = h->minor == 1;
+        }
+    }
+    if ((h->minor == 1 && hosts == 0) || (te && cl) || (te && h->minor == 0))
+        return 400;
+    if (h->content_length) {
+        h->body_length = strtoull(h->content_length, NULL, 10);
+        if (lim->body && h->body_length > lim->body)
+            return 413;
+    }
+    return 0;
+}
+
+static int
+http_on_body(http_parser *p, const char *at, size_t len)
+{
+    struct http_head *h = p->data;
+
+    /* Input is fed at most out_cap bytes at a time, so this always fits. */
+    if (len > h->out_cap - h->out_len)
+        return -1;
+    memcpy(h->out + h->out_len, at, len);
+    h->out_len += len;
+    return 0;
+}
+
+static int
+http_on_message_complete(http_parser *p)
+{
+    struct http_head *h = p->data;
+
+    h->body_done = 1;
+    /* Stop here: the next bytes belong to the next request. */
+    http_parser_pause(p, 1);
+    return 0;
+}
+
+static const http_parser_settings http_settings = {
+    .on_body = http_on_body,
+    .on_message_complete = http_on_message_complete,
+};
+
+/* Cross-check with http-parser, which also sets up body decoding. */
+static int
+http_run_parser(struct http_head *h, const char *buf, size_t head_len)
+{
+    size_t n;
+
+    http_parser_init(&h->parser, HTTP_REQUEST);
+    h->parser.data = h;
+    n = http_parser_execute(&h->parser, &http_settings, buf, head_len);
+    if (HTTP_PARSER_ERRNO(&h->parser) == HPE_PAUSED)
+        http_parser_pause(&h->parser, 0);
+    else if (HTTP_PARSER_ERRNO(&h->parser) != HPE_OK || n != head_len)
+        return 400;
+    h->keep_alive = http_should_keep_alive(&h->parser);
+    return 0;
+}
+
+int
+http_parse_head(struct http_head *h, char *buf, size_t head_len,
+                struct http_header *headers, const struct http_limits *lim)
+{
+    char *line = buf, *end = buf + head_len - 2;
+    int status, parser_status;
+
+    memset(h, 0, offsetof(struct http_head, parser));
+    h->headers = headers;
+    /* http-parser first, while the head is intact; its verdict counts only
+     * after ours, which gives the precise status. */
+    parser_status = http_run_parser(h, buf, head_len);
+    /* The scan guarantees every line ends in CRLF and the head in CRLFCRLF. */
+    char *eol = memchr(line, '\r', (size_t)(end - line));
+    if ((status = http_parse_line(h, line, (size_t)(eol - line))) != 0)
+        return status;
+    for (line = eol + 2; line < end; line = eol + 2) {
+        eol = memchr(line, '\r', (size_t)(end - line));
+        if (h->n_headers == lim->fields)
+            return 431;
+        status = http_parse_field(line, (size_t)(eol - line),
+                                  &h->headers[h->n_headers++]);
+        if (status != 0)
+            return status;
+    }
+    if ((status = http_parse_target(h)) != 0)
+        return status;
+    if ((status = http_check_fields(h, lim)) != 0)
+        return status;
+    return parser_status;
+}
+
+ssize_t
+http_body_read(struct http_head *h, const char *in, size_t in_len, char *out,
+               size_t out_cap, size_t *used, const struct http_limits *lim)
+{
+    size_t n;
+
+    *used = 0;
+    if (h->body_done || in_len == 0)
+        return 0;
+    h->out = out;
+    h->out_len = 0;
+    h->out_cap = out_cap;
+    n = http_parser_execute(&h->parser, &http_settings, in,
+                            in_len < out_cap ? in_len : out_cap);
+    if (HTTP_PARSER_ERRNO(&h->parser) == HPE_PAUSED)
+        http_parser_pause(&h->parser, 0);
+    else if (HTTP_PARSER_ERRNO(&h->parser) != HPE_OK) {
+        errno = EPROTO;
+        return -1;
+    }
+    *used = n;
+    h->body_raw += n;
+    h->body_read += h->out_len;
+    if (lim->body && h->body_read > lim->body) {
+        errno = EFBIG;
+        return -1;
+    }
+    /* Chunk extensions and trailers are framing, not data: bound them. */
+    if (h->body_raw - h->body_read > lim->head + 8 * h->body_read) {
+        errno = EPROTO;
+        return -1;
+    }
+    return (ssize_t)h->out_len;
+}

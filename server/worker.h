@@ -1,0 +1,23 @@
+/* worker: a worker process: its poller of waiting connections, the accept
+ * loop on the shared listen queue, and the synchronous serving of one
+ * request at a time through the handler. */
+#ifndef FORKD_WORKER_H
+#define FORKD_WORKER_H
+
+#include <stddef.h>
+
+struct cfg;
+struct app;
+struct listener;
+struct sb_slot;
+
+/* Exit status of a worker whose app could not start: the master stops. */
+#define WORKER_EXIT_BOOT 3
+
+/* Run a worker in the freshly forked child: reset signals, init the app,
+ * serve until told to stop.  Never returns. */
+void worker_run(const struct cfg *cfg, struct app *app, struct listener *ls,
+                size_t n_ls, struct sb_slot *slot, int index)
+    __attribute__((noreturn));
+
+#endif
