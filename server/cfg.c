@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "listen.h"
 #include "log.h"
 
 /* Debian's inih reads lines with fgets into INI_MAX_LINE (200) bytes, so a
@@ -135,25 +136,51 @@ cfg_set_string(char **field, char *value, char err[CFG_ERR_MAX],
     return 0;
 }
 
-static int
-cfg_add_bind(struct cfg *c, const char *value, char err[CFG_ERR_MAX])
+/* A relative unix socket path is resolved like any other path. */
+static char *
+cfg_bind_value(const char *dir, const char *value)
 {
-    char **binds;
+    char *path, *out;
 
-    if (value[0] == '\0') {
-        cfg_errf(err, "bind: expected HOST:PORT, [IPV6]:PORT or unix:PATH, "
-                      "got \"\"");
+    if (strncmp(value, "unix:", 5) != 0 || value[5] == '/' || value[5] == '\0')
+        return strdup(value);
+    if ((path = cfg_resolve(dir, value + 5)) == NULL)
+        return NULL;
+    if (asprintf(&out, "unix:%s", path) < 0)
+        out = NULL;
+    free(path);
+    return out;
+}
+
+static int
+cfg_add_bind(struct cfg *c, const char *value, const char *dir,
+             char err[CFG_ERR_MAX])
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    char *v;
+    char **binds;
+    int *lines;
+
+    if (listen_parse(value, &ss, &len) < 0) {
+        cfg_errf(err,
+                 "bind: expected HOST:PORT, [IPV6]:PORT or unix:PATH, "
+                 "got \"%s\"",
+                 value);
         return -1;
     }
     binds = realloc(c->binds, (c->n_binds + 1) * sizeof(*binds));
-    if (binds == NULL || (binds[c->n_binds] = strdup(value)) == NULL) {
-        if (binds)
-            c->binds = binds;
+    if (binds)
+        c->binds = binds;
+    lines = realloc(c->bind_lines, (c->n_binds + 1) * sizeof(*lines));
+    if (lines)
+        c->bind_lines = lines;
+    if (!binds || !lines || !(v = cfg_bind_value(dir, value))) {
         cfg_errf(err, "bind: out of memory");
         return -1;
     }
-    c->binds = binds;
-    c->n_binds++;
+    c->binds[c->n_binds] = v;
+    c->bind_lines[c->n_binds++] = c->cur_line;
     return 0;
 }
 
@@ -189,7 +216,7 @@ cfg_set_key(struct cfg *c, const struct cfg_key *k, const char *value,
     case CFG_SIZE:
         return cfg_set_number(c, k, value, err);
     case CFG_BIND:
-        return cfg_add_bind(c, value, err);
+        return cfg_add_bind(c, value, dir, err);
     case CFG_LOGPATH:
         if (value[0] == '\0' || strcmp(value, "-") == 0)
             return cfg_set_string(str, strdup(value), err, k->name);
@@ -231,7 +258,9 @@ cfg_clear_binds(struct cfg *c)
     for (size_t i = 0; i < c->n_binds; i++)
         free(c->binds[i]);
     free(c->binds);
+    free(c->bind_lines);
     c->binds = NULL;
+    c->bind_lines = NULL;
     c->n_binds = 0;
 }
 
@@ -267,6 +296,7 @@ cfg_set(struct cfg *c, const char *key, const char *value,
         cfg_errf(err, "%s: unknown option", key);
         return -1;
     }
+    c->cur_line = 0;
     return cfg_set_key(c, k, value, NULL, err);
 }
 
@@ -277,7 +307,8 @@ cfg_check(struct cfg *c, char err[CFG_ERR_MAX])
         cfg_errf(err, "path: no handler: set [app] path or give APP.so");
         return -1;
     }
-    if (c->n_binds == 0 && cfg_add_bind(c, "127.0.0.1:8000", err) < 0)
+    c->cur_line = 0;
+    if (c->n_binds == 0 && cfg_add_bind(c, "127.0.0.1:8000", NULL, err) < 0)
         return -1;
     if (c->limit_request_line > c->limit_request_head ||
         c->limit_request_field_size > c->limit_request_head) {
@@ -330,8 +361,12 @@ cfg_scan_line(struct cfg_load *ld, char *buf, size_t len, int line,
     char *start = cfg_lstrip(buf);
 
     if (len > CFG_LINE_MAX) {
-        cfg_errf(ld->err, "%s:%d: line too long (%zu characters, at most %d)",
-                 ld->path, line, len, CFG_LINE_MAX);
+        size_t klen = strcspn(start, "=:; \t");
+        int is_key = klen > 0 && *start != '#' && *start != '[';
+        cfg_errf(ld->err,
+                 "%s:%d: %.*s: line too long (%zu characters, at most %d)",
+                 ld->path, line, is_key ? (int)klen : 9,
+                 is_key ? start : "(comment)", len, CFG_LINE_MAX);
         return -1;
     }
     if (*start == '\0' || *start == ';' || *start == '#')
@@ -435,6 +470,7 @@ cfg_ini_handler(void *user, const char *section, const char *name,
     int rc;
 
     ld->call++;
+    ld->c->cur_line = line;
     if (strcmp(section, "server") == 0) {
         if ((k = cfg_find(name)) == NULL) {
             cfg_errf(msg, "%s: unknown key in [server]", name);

@@ -14,8 +14,10 @@ struct cfg {
     char *file; /* the ini file as given, or NULL; owned */
     char *dir;  /* its directory, for relative paths; owned */
 
-    char **binds; /* owned, n_binds entries */
+    char **binds;    /* owned, n_binds entries */
+    int *bind_lines; /* line of each bind in the file, 0: command line */
     size_t n_binds;
+    int cur_line; /* line being applied (0: command line), for bind */
     unsigned workers;
     unsigned threads;
     unsigned backlog;

@@ -19,7 +19,8 @@ enum conn_state {
     CONN_FREE,    /* in the worker's free list */
     CONN_IDLE,    /* kept alive, no bytes of a next request */
     CONN_READING, /* part of a head has arrived */
-    CONN_ACTIVE   /* a request is being served */
+    CONN_ACTIVE,  /* a request is being served */
+    CONN_CLOSING  /* answered and shut down for writing; input discarded */
 };
 
 struct conn {
@@ -36,6 +37,7 @@ struct conn {
     unsigned requests;        /* served on this connection */
     char remote_addr[INET6_ADDRSTRLEN + 8];
     char remote_port[8];
+    unsigned listener;       /* index of the listening socket */
     const char *server_name; /* the listener's host, not owned */
     const char *server_port; /* the listener's port, not owned */
 };

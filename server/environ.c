@@ -118,23 +118,20 @@ environ_header(struct forkd_req *req, const char *suffix)
     return out;
 }
 
-/* SERVER_NAME and SERVER_PORT: from Host (or the absolute-form target),
- * else the listening socket. */
+/* SERVER_NAME: the host of Host (or of an absolute-form target), else the
+ * listening address.  SERVER_PORT is always the port the request came in
+ * on (RFC 3875 4.1.15), whatever Host claims. */
 static const char *
-environ_server(struct forkd_req *req, int want_port)
+environ_server_name(struct forkd_req *req)
 {
     const char *h = req->head.host, *colon;
     size_t len = req->head.host_len;
 
     if (h == NULL || len == 0)
-        return want_port ? req->conn->server_port : req->conn->server_name;
+        return req->conn->server_name;
     colon = memrchr(h, ':', len);
     if (colon && memchr(colon, ']', len - (size_t)(colon - h)))
         colon = NULL; /* the colon is inside an IPv6 literal */
-    if (want_port)
-        return colon ? arena_strndup(&req->arena, colon + 1,
-                                     len - (size_t)(colon - h) - 1)
-                     : "80";
     return arena_strndup(&req->arena, h, colon ? (size_t)(colon - h) : len);
 }
 
@@ -171,9 +168,9 @@ environ_fixed(struct forkd_req *req, size_t i)
     case 7:
         return h->content_length;
     case 8:
-        return environ_server(req, 0);
+        return environ_server_name(req);
     case 9:
-        return environ_server(req, 1);
+        return req->conn->server_port;
     case 10:
         return req->conn->remote_addr;
     case 11:

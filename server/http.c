@@ -319,9 +319,10 @@ http_parse_head(struct http_head *h, char *buf, size_t head_len,
         if (h->n_headers == lim->fields)
             return 431;
         status = http_parse_field(line, (size_t)(eol - line),
-                                  &h->headers[h->n_headers++]);
+                                  &h->headers[h->n_headers]);
         if (status != 0)
             return status;
+        h->n_headers++;
     }
     if ((status = http_parse_target(h)) != 0)
         return status;

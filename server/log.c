@@ -116,6 +116,12 @@ log_close(void)
 }
 
 int
+log_is_stderr(void)
+{
+    return log_state.error_fd == 2;
+}
+
+int
 log_is_enabled(enum forkd_level level)
 {
     return level <= log_state.level;

@@ -26,6 +26,9 @@ void log_msg(enum forkd_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void log_vmsg(enum forkd_level level, const char *fmt, va_list ap);
 
+/* Whether the error log is standard error (nothing to repeat there). */
+int log_is_stderr(void);
+
 /* Whether a message at level would be written. */
 int log_is_enabled(enum forkd_level level);
 

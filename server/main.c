@@ -119,6 +119,7 @@ main_configure(struct cfg *c, const struct main_args *a)
     return 0;
 fail:
     fprintf(stderr, "forkd: %s\n", err);
+    cfg_fini(c);
     return 1;
 }
 
@@ -176,9 +177,15 @@ main_bind(const struct cfg *c)
     for (size_t i = 0; ls && i < c->n_binds; i++) {
         if (listen_open(&ls[i], c->binds[i], (int)c->backlog) == 0)
             continue;
-        fprintf(stderr, "forkd: %s%sbind: %s: %s\n", c->file ? c->file : "",
-                c->file ? ": " : "", c->binds[i], strerror(errno));
-        log_error("bind %s: %s", c->binds[i], strerror(errno));
+        int saved = errno;
+        if (c->bind_lines[i] > 0)
+            fprintf(stderr, "forkd: %s:%d: bind: %s: %s\n", c->file,
+                    c->bind_lines[i], c->binds[i], strerror(saved));
+        else
+            fprintf(stderr, "forkd: bind: %s: %s\n", c->binds[i],
+                    strerror(saved));
+        if (!log_is_stderr())
+            log_error("bind %s: %s", c->binds[i], strerror(saved));
         while (i-- > 0)
             listen_close(&ls[i], 1);
         free(ls);

@@ -12,6 +12,7 @@
 
 #include "app.h"
 #include "cfg.h"
+#include "handoff.h"
 #include "listen.h"
 #include "log.h"
 #include "scoreboard.h"
@@ -25,8 +26,7 @@
 struct master {
     const struct cfg *cfg;
     struct app *app;
-    struct listener *ls;
-    size_t n_ls;
+    struct worker_env env;
     struct sb_slot *sb; /* MASTER_MAX_WORKERS slots */
     unsigned target;    /* workers wanted */
     int ready;          /* the ready line was logged */
@@ -103,7 +103,7 @@ master_spawn(struct master *m, unsigned i)
     if (pid == 0) {
         close(master_pipe[0]);
         close(master_pipe[1]);
-        worker_run(m->cfg, m->app, m->ls, m->n_ls, &m->sb[i], (int)i);
+        worker_run(&m->env, &m->sb[i], (int)i);
     }
     m->sb[i].pid = pid;
     log_info("worker %u started (pid %d)", i, (int)pid);
@@ -337,15 +337,16 @@ master_run(const struct cfg *cfg, struct app *app, struct listener *ls,
     int status;
 
     if (m == NULL || master_signals() < 0 ||
-        (m->sb = sb_new(MASTER_MAX_WORKERS)) == NULL) {
+        (m->sb = sb_new(MASTER_MAX_WORKERS)) == NULL ||
+        handoff_open(m->env.handoff) < 0) {
         log_error("cannot start the master: %s", strerror(errno));
         free(m);
         return 1;
     }
     m->cfg = cfg;
     m->app = app;
-    m->ls = ls;
-    m->n_ls = n_ls;
+    m->env = (struct worker_env){
+        cfg, app, ls, n_ls, {m->env.handoff[0], m->env.handoff[1]}};
     m->target = cfg->workers;
     for (size_t i = 0; i < n_ls; i++)
         log_notice("listening on %s", ls[i].name);
@@ -353,6 +354,8 @@ master_run(const struct cfg *cfg, struct app *app, struct listener *ls,
     log_notice("stopped");
     status = m->exit_status;
     sb_free(m->sb, MASTER_MAX_WORKERS);
+    close(m->env.handoff[0]);
+    close(m->env.handoff[1]);
     free(m);
     close(master_pipe[0]);
     close(master_pipe[1]);

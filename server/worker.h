@@ -14,10 +14,18 @@ struct sb_slot;
 /* Exit status of a worker whose app could not start: the master stops. */
 #define WORKER_EXIT_BOOT 3
 
+/* What the master gives every worker; all of it owned by the master. */
+struct worker_env {
+    const struct cfg *cfg;
+    struct app *app;
+    struct listener *ls;
+    size_t n_ls;
+    int handoff[2]; /* see handoff.h: [0] sends, [1] receives */
+};
+
 /* Run a worker in the freshly forked child: reset signals, init the app,
  * serve until told to stop.  Never returns. */
-void worker_run(const struct cfg *cfg, struct app *app, struct listener *ls,
-                size_t n_ls, struct sb_slot *slot, int index)
+void worker_run(const struct worker_env *env, struct sb_slot *slot, int index)
     __attribute__((noreturn));
 
 #endif

@@ -1,0 +1,78 @@
+#include "handoff.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+int
+handoff_open(int fds[2])
+{
+    int size = 4 << 20; /* room for a whole head of the largest limit */
+
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
+                   fds) < 0)
+        return -1;
+    /* Capped by net.core.wmem_max: a bigger message fails with EMSGSIZE
+     * and the connection simply stays where it is. */
+    (void)setsockopt(fds[0], SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+    return 0;
+}
+
+int
+handoff_send(int sock, int fd, const struct handoff_meta *meta,
+             const char *data)
+{
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } ctl;
+    struct iovec iov[2] = {{(void *)meta, sizeof(*meta)},
+                           {(void *)data, meta->len}};
+    struct msghdr msg = {.msg_iov = iov,
+                         .msg_iovlen = meta->len ? 2 : 1,
+                         .msg_control = ctl.buf,
+                         .msg_controllen = sizeof(ctl.buf)};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+
+    memset(&ctl, 0, sizeof(ctl));
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    return sendmsg(sock, &msg, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 ? -1 : 0;
+}
+
+int
+handoff_recv(int sock, int *fd, struct handoff_meta *meta, char *buf,
+             size_t cap)
+{
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } ctl;
+    struct iovec iov[2] = {{meta, sizeof(*meta)}, {buf, cap}};
+    struct msghdr msg = {.msg_iov = iov,
+                         .msg_iovlen = 2,
+                         .msg_control = ctl.buf,
+                         .msg_controllen = sizeof(ctl.buf)};
+    struct cmsghdr *c;
+    ssize_t n;
+
+    *fd = -1;
+    n = recvmsg(sock, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (n < 0)
+        return -1;
+    c = CMSG_FIRSTHDR(&msg);
+    if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+        memcpy(fd, CMSG_DATA(c), sizeof(int));
+    if (*fd < 0 || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ||
+        (size_t)n < sizeof(*meta) || meta->len != (size_t)n - sizeof(*meta)) {
+        if (*fd >= 0)
+            close(*fd);
+        *fd = -1;
+        errno = EPROTO;
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,36 @@
+/* handoff: pass a waiting connection (its descriptor, peer and the bytes
+ * already read of its next request) from a busy worker to an idle one,
+ * over a SOCK_SEQPACKET socket pair that the master opens before forking
+ * and that workers read only while idle, like the listen queue.  Never
+ * logs. */
+#ifndef FORKD_HANDOFF_H
+#define FORKD_HANDOFF_H
+
+#include <netinet/in.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct handoff_meta {
+    uint32_t len;      /* bytes of the request that follow */
+    uint32_t listener; /* index of the listening socket it came from */
+    char remote_addr[INET6_ADDRSTRLEN + 8];
+    char remote_port[8];
+};
+
+/* fds[0] sends, fds[1] receives; both non-blocking and close-on-exec.
+ * Returns 0 or -1. */
+int handoff_open(int fds[2]);
+
+/* Send fd (which the caller still owns and closes) with meta and
+ * data[0..meta->len).  Returns 0 or -1 (EAGAIN when the queue is full,
+ * EMSGSIZE when the bytes do not fit a message). */
+int handoff_send(int sock, int fd, const struct handoff_meta *meta,
+                 const char *data);
+
+/* Take one connection: its descriptor (owned by the caller now) in *fd,
+ * its meta, and its bytes in buf[0..meta->len).  Returns 0, or -1 (EAGAIN
+ * when another worker was faster). */
+int handoff_recv(int sock, int *fd, struct handoff_meta *meta, char *buf,
+                 size_t cap);
+
+#endif
