@@ -51,16 +51,18 @@ int
 app_init(struct app *a, const struct forkd_option *opts, size_t n)
 {
     a->state = NULL;
-    if (a->desc->init == NULL)
-        return 0;
-    return a->desc->init(opts, n, &a->state) == 0 ? 0 : -1;
+    if (a->desc->init != NULL && a->desc->init(opts, n, &a->state) != 0)
+        return -1;
+    a->initialized = 1;
+    return 0;
 }
 
 void
 app_fini(struct app *a)
 {
-    if (a->desc && a->desc->fini)
+    if (a->initialized && a->desc->fini)
         a->desc->fini(a->state);
+    a->initialized = 0;
     a->state = NULL;
 }
 

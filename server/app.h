@@ -15,6 +15,7 @@ struct app {
     const struct forkd_app *desc; /* inside dl */
     char *path;                   /* owned */
     void *state;                  /* from init, for handle and fini */
+    int initialized;              /* init succeeded: fini is due */
 };
 
 /* Load the .so at path and check its descriptor: present, the right

@@ -353,6 +353,23 @@ cfg_push_line(struct cfg_load *ld, int line)
     return 0;
 }
 
+/* The "=" or ":" of a name=value line, as inih finds it: an inline
+ * comment (";" after whitespace) ends the search. */
+static const char *
+cfg_find_separator(const char *s)
+{
+    int was_space = 0;
+
+    for (; *s; s++) {
+        if (*s == '=' || *s == ':')
+            return s;
+        if (*s == ';' && was_space)
+            return NULL;
+        was_space = *s == ' ' || *s == '\t';
+    }
+    return NULL;
+}
+
 /* Classify one line as inih does; returns -1 with err set on a bad line. */
 static int
 cfg_scan_line(struct cfg_load *ld, char *buf, size_t len, int line,
@@ -382,7 +399,7 @@ cfg_scan_line(struct cfg_load *ld, char *buf, size_t len, int line,
         *has_name = 0;
         return 0;
     }
-    if (strpbrk(start, "=:") == NULL) {
+    if (cfg_find_separator(start) == NULL) {
         cfg_errf(ld->err, "%s:%d: expected KEY = VALUE, got \"%.40s\"",
                  ld->path, line, start);
         return -1;

@@ -136,11 +136,12 @@ environ_server_name(struct forkd_req *req)
 }
 
 static const char *const environ_names[] = {
-    "REQUEST_METHOD",  "SCRIPT_NAME",      "PATH_INFO",
-    "QUERY_STRING",    "REQUEST_URI",      "SERVER_PROTOCOL",
-    "CONTENT_TYPE",    "CONTENT_LENGTH",   "SERVER_NAME",
-    "SERVER_PORT",     "REMOTE_ADDR",      "REMOTE_PORT",
-    "wsgi.url_scheme", "wsgi.multithread", "wsgi.multiprocess",
+    "REQUEST_METHOD",   "SCRIPT_NAME",      "PATH_INFO",
+    "QUERY_STRING",     "REQUEST_URI",      "SERVER_PROTOCOL",
+    "CONTENT_TYPE",     "CONTENT_LENGTH",   "SERVER_NAME",
+    "SERVER_PORT",      "REMOTE_ADDR",      "REMOTE_PORT",
+    "wsgi.url_scheme",  "wsgi.multithread", "wsgi.multiprocess",
+    "forkd.worker_pid",
 };
 
 #define ENVIRON_N_FIXED (sizeof(environ_names) / sizeof(environ_names[0]))
@@ -179,8 +180,10 @@ environ_fixed(struct forkd_req *req, size_t i)
         return "http";
     case 13:
         return "false"; /* XXX #4: threads mode */
-    default:
+    case 14:
         return req->multiprocess ? "true" : "false";
+    default:
+        return req->worker_pid;
     }
 }
 

@@ -1,5 +1,7 @@
 #include "http.h"
 
+#include <http_parser.h>
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -253,48 +255,42 @@ http_check_fields(struct http_head *h, const struct http_limits *lim)
 }
 
 static int
-http_on_body(http_parser *p, const char *at, size_t len)
+http_on_headers_complete(http_parser *p)
 {
-    struct http_head *h = p->data;
-
-    /* Input is fed at most out_cap bytes at a time, so this always fits. */
-    if (len > h->out_cap - h->out_len)
-        return -1;
-    memcpy(h->out + h->out_len, at, len);
-    h->out_len += len;
-    return 0;
+    (void)p;
+    return 1; /* skip the body: ours is decoded by body.c */
 }
 
 static int
 http_on_message_complete(http_parser *p)
 {
-    struct http_head *h = p->data;
-
-    h->body_done = 1;
-    /* Stop here: the next bytes belong to the next request. */
+    /* Stop here: nothing after the head is http-parser's business. */
     http_parser_pause(p, 1);
     return 0;
 }
 
 static const http_parser_settings http_settings = {
-    .on_body = http_on_body,
+    .on_headers_complete = http_on_headers_complete,
     .on_message_complete = http_on_message_complete,
 };
 
-/* Cross-check with http-parser, which also sets up body decoding. */
+/* Cross-check the head with http-parser.  Returns 0, 400, or 501 for a
+ * method it does not know (RFC 9110 9.1). */
 static int
 http_run_parser(struct http_head *h, const char *buf, size_t head_len)
 {
+    http_parser p;
     size_t n;
 
-    http_parser_init(&h->parser, HTTP_REQUEST);
-    h->parser.data = h;
-    n = http_parser_execute(&h->parser, &http_settings, buf, head_len);
-    if (HTTP_PARSER_ERRNO(&h->parser) == HPE_PAUSED)
-        http_parser_pause(&h->parser, 0);
-    else if (HTTP_PARSER_ERRNO(&h->parser) != HPE_OK || n != head_len)
+    http_parser_init(&p, HTTP_REQUEST);
+    n = http_parser_execute(&p, &http_settings, buf, head_len);
+    if (HTTP_PARSER_ERRNO(&p) == HPE_INVALID_METHOD)
+        return 501;
+    if ((HTTP_PARSER_ERRNO(&p) != HPE_OK &&
+         HTTP_PARSER_ERRNO(&p) != HPE_PAUSED) ||
+        n != head_len)
         return 400;
-    h->keep_alive = http_should_keep_alive(&h->parser);
+    h->keep_alive = http_should_keep_alive(&p);
     return 0;
 }
 
@@ -305,7 +301,7 @@ http_parse_head(struct http_head *h, char *buf, size_t head_len,
     char *line = buf, *end = buf + head_len - 2;
     int status, parser_status;
 
-    memset(h, 0, offsetof(struct http_head, parser));
+    memset(h, 0, sizeof(*h));
     h->headers = headers;
     /* http-parser first, while the head is intact; its verdict counts only
      * after ours, which gives the precise status. */
@@ -328,40 +324,32 @@ http_parse_head(struct http_head *h, char *buf, size_t head_len,
         return status;
     if ((status = http_check_fields(h, lim)) != 0)
         return status;
-    return parser_status;
+    if (parser_status != 0)
+        return parser_status;
+    /* Chunk framing and trailers share the head's limit. */
+    body_init(&h->body, h->chunked, h->body_length, lim->head);
+    h->body_done = body_is_done(&h->body);
+    return 0;
 }
 
 ssize_t
 http_body_read(struct http_head *h, const char *in, size_t in_len, char *out,
                size_t out_cap, size_t *used, const struct http_limits *lim)
 {
-    size_t n;
+    ssize_t n;
 
     *used = 0;
     if (h->body_done || in_len == 0)
         return 0;
-    h->out = out;
-    h->out_len = 0;
-    h->out_cap = out_cap;
-    n = http_parser_execute(&h->parser, &http_settings, in,
-                            in_len < out_cap ? in_len : out_cap);
-    if (HTTP_PARSER_ERRNO(&h->parser) == HPE_PAUSED)
-        http_parser_pause(&h->parser, 0);
-    else if (HTTP_PARSER_ERRNO(&h->parser) != HPE_OK) {
-        errno = EPROTO;
+    n = body_decode(&h->body, in, in_len, out, out_cap, used);
+    h->body_raw += *used;
+    if (n < 0)
         return -1;
-    }
-    *used = n;
-    h->body_raw += n;
-    h->body_read += h->out_len;
+    h->body_read += (uint64_t)n;
+    h->body_done = body_is_done(&h->body);
     if (lim->body && h->body_read > lim->body) {
         errno = EFBIG;
         return -1;
     }
-    /* Chunk extensions and trailers are framing, not data: bound them. */
-    if (h->body_raw - h->body_read > lim->head + 8 * h->body_read) {
-        errno = EPROTO;
-        return -1;
-    }
-    return (ssize_t)h->out_len;
+    return n;
 }

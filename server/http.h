@@ -6,10 +6,11 @@
 #ifndef FORKD_HTTP_H
 #define FORKD_HTTP_H
 
-#include <http_parser.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+
+#include "body.h"
 
 struct http_limits {
     size_t line;       /* request line bytes (414) */
@@ -61,13 +62,10 @@ struct http_head {
     int expect_continue; /* Expect: 100-continue */
     int chunked;
     uint64_t body_length; /* Content-Length, or 0 */
-    int body_done;        /* the whole body has been parsed */
+    int body_done;        /* the whole body has been decoded */
     uint64_t body_read;   /* de-chunked bytes delivered */
-    uint64_t body_raw;    /* raw body bytes parsed */
-    http_parser parser;
-    /* on_body's destination during http_body_read */
-    char *out;
-    size_t out_len, out_cap;
+    uint64_t body_raw;    /* raw body bytes decoded */
+    struct body body;
 };
 
 /* Parse and check the head buf[0..head_len) (as found by http_scan_head),

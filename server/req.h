@@ -24,12 +24,13 @@ struct forkd_req {
     const char **env;      /* name, value pairs, built on first iteration */
     size_t n_env;
     struct response resp;
-    char *body_buf;    /* RESPONSE_BODY_BUF bytes; owned */
-    int continue_sent; /* 100 Continue went out */
-    int keep_alive;    /* the connection may serve another request */
-    int body_status;   /* 400/408/413 when reading the body failed */
-    int multiprocess;  /* more than one worker */
-    uint64_t start_us; /* wall clock at head complete, for the log */
+    char *body_buf;      /* RESPONSE_BODY_BUF bytes; owned */
+    int continue_sent;   /* 100 Continue went out */
+    int keep_alive;      /* the connection may serve another request */
+    int body_status;     /* 400/408/413 when reading the body failed */
+    int multiprocess;    /* more than one worker */
+    char worker_pid[16]; /* forkd.worker_pid, set once per worker */
+    uint64_t start_us;   /* wall clock at head complete, for the log */
     uint64_t start_mono_us;
 };
 

@@ -14,7 +14,8 @@
 #include "log.h"
 #include "req.h"
 
-#define RESPONSE_HEAD_MAX 1024 /* the head without the handler's fields */
+#define RESPONSE_HEAD_MAX 1024  /* the head without the handler's fields */
+#define RESPONSE_REASON_MAX 256 /* of the status a handler gives */
 
 static const char *const response_hop_by_hop[] = {
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
@@ -88,6 +89,9 @@ response_parse_status(const char *s)
         s[1] > '9' || s[2] < '0' || s[2] > '9' || s[3] != ' ')
         return -1;
     code = (s[0] - '0') * 100 + (s[1] - '0') * 10 + (s[2] - '0');
+    /* The reason must fit the head's fixed part (RESPONSE_HEAD_MAX). */
+    if (strlen(s) > RESPONSE_REASON_MAX)
+        return -1;
     for (s += 4; *s; s++)
         if (!(*s == '\t' || (unsigned char)*s >= 0x20) || *s == 0x7f)
             return -1;
@@ -331,6 +335,7 @@ forkd_sendfile(struct forkd_req *req, int fd, off_t off, size_t n)
         goto fail;
     if (r->chunked) {
         iov.iov_len = (size_t)sprintf(chunk, "%zx\r\n", n);
+        r->bytes_out += iov.iov_len + 2; /* this line and the CRLF after */
         if (conn_writev(req->conn, &iov, 1, req->cfg->send_timeout_s) < 0)
             goto fail;
     }
@@ -342,7 +347,7 @@ forkd_sendfile(struct forkd_req *req, int fd, off_t off, size_t n)
         if (conn_writev(req->conn, &iov, 1, req->cfg->send_timeout_s) < 0)
             goto fail;
     }
-    r->bytes_out += n + (r->chunked ? iov.iov_len + 2 : 0);
+    r->bytes_out += n;
     return (ssize_t)n;
 fail:
     r->failed = 1;

@@ -413,12 +413,34 @@ worker_end(struct worker *w, struct conn *c)
 }
 
 /* Serve every complete request in c's buffer; park c when it waits. */
+/* Drop empty lines before a request line (RFC 9112 2.2: a server SHOULD
+ * ignore them; some clients send a CRLF after a POST body).  Returns 1
+ * while nothing but them has arrived. */
+static int
+worker_skip_empty_lines(struct conn *c)
+{
+    size_t i = 0;
+
+    while (i + 1 < c->len && c->buf[i] == '\r' && c->buf[i + 1] == '\n')
+        i += 2;
+    if (i > 0) {
+        memmove(c->buf, c->buf + i, c->len - i);
+        c->len -= i;
+    }
+    return c->len == 0 || (c->len == 1 && c->buf[0] == '\r');
+}
+
 static void
 worker_process(struct worker *w, struct conn *c)
 {
     for (;;) {
         size_t head_len;
         int status;
+        if (c->scan.pos == 0 && worker_skip_empty_lines(c)) {
+            if (worker_park(w, c, CONN_READING) < 0)
+                worker_close(w, c);
+            return;
+        }
         enum http_scan_result r = http_scan_head(
             &c->scan, c->buf, c->len, &w->limits, &head_len, &status);
 
@@ -817,6 +839,7 @@ worker_setup(struct worker *w)
     w->now_ms = sb_now_ms();
     w->pid = (int)getpid();
     w->tid = (int)gettid();
+    snprintf(w->req.worker_pid, sizeof(w->req.worker_pid), "%d", w->pid);
     return 0;
 }
 

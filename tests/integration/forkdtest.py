@@ -115,8 +115,10 @@ def children_of(pid):
     """Live (non-zombie) children of pid."""
     kids = set()
     try:
-        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
-            kids.update(int(x) for x in f.read().split())
+        # Children are listed per thread that forked them.
+        for tid in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/children" % (pid, tid)) as f:
+                kids.update(int(x) for x in f.read().split())
     except OSError:
         for p in all_pids():
             st = proc_stat(p)

@@ -109,6 +109,39 @@ class KeepAliveTest(unittest.TestCase):
             self.assertEqual(r.headers.get("connection", "").lower(), "close")
             self.assertTrue(c.wait_closed(2))
 
+    def test_body_timeout(self):
+        with Server("echo", workers=1, server={"body_timeout": 1},
+                    allow=[PEER, r"(?i)timeout|timed out|body"]) as s, \
+                Conn(s.port) as c:
+            c.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n"
+                   b"\r\nabc")
+            t0 = time.monotonic()
+            self.assertTrue(c.wait_closed(4), "stalled body kept > 4 s")
+            self.assertGreaterEqual(time.monotonic() - t0, 0.5)
+            for r in parse_responses(c.buf):
+                self.assertNotEqual(r.status, 200)
+            self.assertEqual(get(s.port, "/after").status, 200)
+
+    def test_max_connections(self):
+        """Waiting connections are bounded: past max_connections the
+        oldest is closed, and requests are still served."""
+        with Server("hello", workers=1,
+                    server={"max_connections": 3}) as s:
+            idle = []
+            try:
+                for _ in range(6):
+                    idle.append(connect(s.port, 3))
+                    time.sleep(0.05)
+                self.assertEqual(get(s.port, "/", timeout=3).status, 200)
+                closed = []
+                for c in idle:
+                    closed.append(recv_all(c, 0.3)[1])
+                self.assertTrue(closed[0], "oldest waiting connection open")
+                self.assertLessEqual(closed.count(False), 3, closed)
+            finally:
+                for c in idle:
+                    c.close()
+
     def test_header_timeout(self):
         with Server("hello", server={"header_timeout": 1},
                     allow=[PEER, r"(?i)timeout|timed out"]) as s, \
@@ -153,6 +186,17 @@ class FramingTest(unittest.TestCase):
             rs = parse_responses(raw(s.port, req, 3))
             self.assertEqual([env_of(r)["PATH_INFO"] for r in rs],
                              ["/r1", "/r2", "/r3"])
+
+    def test_pipelining_stops_at_connection_close(self):
+        with Server("echo") as s:
+            data, closed = raw_closed(
+                s.port, b"GET /c1 HTTP/1.1\r\nHost: x\r\n\r\n"
+                b"GET /c2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                b"GET /c3 HTTP/1.1\r\nHost: x\r\n\r\n", 3)
+            self.assertTrue(closed)
+            rs = parse_responses(data)
+            self.assertEqual([env_of(r)["PATH_INFO"] for r in rs],
+                             ["/c1", "/c2"])
 
     def test_head(self):
         with Server("hello") as s, Conn(s.port) as c:

@@ -1,0 +1,165 @@
+#include "body.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "http.h"
+
+/* 15 hex digits: a chunk of up to 2^60 bytes, which no limit reaches,
+ * and no overflow of the 64-bit count. */
+#define BODY_MAX_DIGITS 15
+
+void
+body_init(struct body *b, int chunked, uint64_t length, uint64_t framing_max)
+{
+    memset(b, 0, sizeof(*b));
+    b->framing_max = framing_max;
+    if (chunked)
+        b->state = BODY_SIZE;
+    else if (length > 0) {
+        b->state = BODY_LENGTH;
+        b->left = length;
+    } else {
+        b->state = BODY_DONE;
+    }
+}
+
+static int
+body_hex(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c |= 0x20;
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* One byte of a size line. */
+static int
+body_size_byte(struct body *b, unsigned char c)
+{
+    int v = body_hex(c);
+
+    switch (b->state) {
+    case BODY_SIZE:
+        if (v >= 0 && b->digits < BODY_MAX_DIGITS) {
+            b->left = b->left * 16 + (unsigned)v;
+            b->digits++;
+            return 0;
+        }
+        if (b->digits == 0 || v >= 0)
+            return -1; /* no digits, or too many */
+        /* the first byte after the digits */
+        /* fall through */
+    case BODY_SIZE_WS:
+        if (c == ' ' || c == '\t')
+            b->state = BODY_SIZE_WS;
+        else if (c == ';')
+            b->state = BODY_EXT;
+        else if (c == '\r' && b->state == BODY_SIZE)
+            b->state = BODY_SIZE_LF;
+        else
+            return -1;
+        return 0;
+    case BODY_EXT:
+        if (c == '\r')
+            b->state = BODY_SIZE_LF;
+        else if (c != '\t' && (c < 0x20 || c == 0x7f))
+            return -1;
+        return 0;
+    default: /* BODY_SIZE_LF */
+        if (c != '\n')
+            return -1;
+        b->state = b->left ? BODY_DATA : BODY_TRAILER;
+        return 0;
+    }
+}
+
+/* One byte of the trailer section: field lines as in a head, then CRLF. */
+static int
+body_trailer_byte(struct body *b, unsigned char c)
+{
+    switch (b->state) {
+    case BODY_TRAILER:
+        if (c == '\r') {
+            b->state = b->line_len ? BODY_TRAILER_LF : BODY_END_LF;
+        } else if (b->in_value) {
+            if (c != '\t' && (c < 0x20 || c == 0x7f))
+                return -1;
+        } else if (c == ':' && b->line_len > 0) {
+            b->in_value = 1;
+        } else if (!http_is_tchar(c)) {
+            return -1; /* obs-fold, space before the colon, bare LF... */
+        }
+        b->line_len++;
+        return 0;
+    case BODY_TRAILER_LF:
+        if (c != '\n' || !b->in_value)
+            return -1;
+        b->state = BODY_TRAILER;
+        b->line_len = 0;
+        b->in_value = 0;
+        return 0;
+    default: /* BODY_END_LF */
+        if (c != '\n')
+            return -1;
+        b->state = BODY_DONE;
+        return 0;
+    }
+}
+
+/* One byte of framing (anything but data). */
+static int
+body_framing_byte(struct body *b, unsigned char c)
+{
+    if (++b->framing > b->framing_max)
+        return -1;
+    switch (b->state) {
+    case BODY_DATA_CR:
+        b->state = BODY_DATA_LF;
+        return c == '\r' ? 0 : -1;
+    case BODY_DATA_LF:
+        b->state = BODY_SIZE;
+        b->left = 0;
+        b->digits = 0;
+        return c == '\n' ? 0 : -1;
+    case BODY_TRAILER:
+    case BODY_TRAILER_LF:
+    case BODY_END_LF:
+        return body_trailer_byte(b, c);
+    default:
+        return body_size_byte(b, c);
+    }
+}
+
+ssize_t
+body_decode(struct body *b, const char *in, size_t in_len, char *out,
+            size_t out_cap, size_t *used)
+{
+    size_t i = 0, n = 0;
+
+    while (i < in_len && b->state != BODY_DONE) {
+        if (b->state == BODY_LENGTH || b->state == BODY_DATA) {
+            size_t k = in_len - i;
+            if (k > out_cap - n)
+                k = out_cap - n;
+            if (k > b->left)
+                k = (size_t)b->left;
+            if (k == 0)
+                break; /* out is full */
+            memcpy(out + n, in + i, k);
+            i += k;
+            n += k;
+            b->left -= k;
+            if (b->left == 0)
+                b->state = b->state == BODY_LENGTH ? BODY_DONE : BODY_DATA_CR;
+            continue;
+        }
+        if (body_framing_byte(b, (unsigned char)in[i++]) < 0) {
+            *used = i;
+            errno = EPROTO;
+            return -1;
+        }
+    }
+    *used = i;
+    return (ssize_t)n;
+}

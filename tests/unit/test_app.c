@@ -1,0 +1,344 @@
+/* test_app: loading a handler .so and checking its descriptor, running its
+ * init and fini, and forkd_option.  Small handlers are compiled at test time
+ * (cc -shared -fPIC -I app) into a temp directory; the tests run from the
+ * repository root.  The real example is FORKD_APPS/hello.so (build/app by
+ * default). */
+#include "app.h"
+
+#include <check.h>
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "forkd.h"
+
+static char app_test_dir[64];
+
+/* The handlers, compiled once for the whole suite. */
+static const struct {
+    const char *name;
+    const char *source;
+} app_test_sources[] = {
+    {"nosym", "int not_a_forkd_app = 1;\n"},
+    {"badver", "#include \"forkd.h\"\n"
+               "static int h(struct forkd_req *r, void *s)\n"
+               "{ (void)r; (void)s; return 0; }\n"
+               "const struct forkd_app forkd_app = {\n"
+               "    .api_version = 999, .handle = h };\n"},
+    {"nohandle", "#include \"forkd.h\"\n"
+                 "const struct forkd_app forkd_app = {\n"
+                 "    .api_version = FORKD_API_VERSION, .handle = 0 };\n"},
+    {"unsafe", "#include \"forkd.h\"\n"
+               "static int h(struct forkd_req *r, void *s)\n"
+               "{ (void)r; (void)s; return 0; }\n"
+               "const struct forkd_app forkd_app = {\n"
+               "    .api_version = FORKD_API_VERSION, .handle = h };\n"},
+    {"safe", "#include \"forkd.h\"\n"
+             "static int h(struct forkd_req *r, void *s)\n"
+             "{ (void)r; (void)s; return 0; }\n"
+             "const struct forkd_app forkd_app = {\n"
+             "    .api_version = FORKD_API_VERSION,\n"
+             "    .flags = FORKD_APP_THREADSAFE, .handle = h };\n"},
+    {"initfail", "#include \"forkd.h\"\n"
+                 "int app_test_fini_calls;\n"
+                 "static int i(const struct forkd_option *o, size_t n,\n"
+                 "             void **s)\n"
+                 "{ (void)o; (void)n; *s = &app_test_fini_calls;\n"
+                 "  return -1; }\n"
+                 "static int h(struct forkd_req *r, void *s)\n"
+                 "{ (void)r; (void)s; return 0; }\n"
+                 "static void f(void *s) { ++*(int *)s; }\n"
+                 "const struct forkd_app forkd_app = {\n"
+                 "    .api_version = FORKD_API_VERSION,\n"
+                 "    .init = i, .handle = h, .fini = f };\n"},
+    /* init sees the options through forkd_option, which the handler
+     * resolves against the executable (-rdynamic). */
+    {"initok", "#include <stdio.h>\n"
+               "#include \"forkd.h\"\n"
+               "char app_test_seen[128];\n"
+               "int app_test_fini_calls;\n"
+               "static int i(const struct forkd_option *o, size_t n,\n"
+               "             void **s)\n"
+               "{ const char *g = forkd_option(o, n, \"greeting\");\n"
+               "  snprintf(app_test_seen, sizeof(app_test_seen), \"%zu:%s\",\n"
+               "           n, g ? g : \"(none)\");\n"
+               "  *s = &app_test_fini_calls; return 0; }\n"
+               "static int h(struct forkd_req *r, void *s)\n"
+               "{ (void)r; (void)s; return 0; }\n"
+               "static void f(void *s) { ++*(int *)s; }\n"
+               "const struct forkd_app forkd_app = {\n"
+               "    .api_version = FORKD_API_VERSION,\n"
+               "    .init = i, .handle = h, .fini = f };\n"},
+    /* RTLD_NOW: an unresolved symbol fails at load, not mid-request. */
+    {"undef", "#include \"forkd.h\"\n"
+              "void forkd_no_such_call(void);\n"
+              "static int h(struct forkd_req *r, void *s)\n"
+              "{ (void)r; (void)s; forkd_no_such_call(); return 0; }\n"
+              "const struct forkd_app forkd_app = {\n"
+              "    .api_version = FORKD_API_VERSION, .handle = h };\n"},
+};
+
+#define APP_TEST_N (sizeof(app_test_sources) / sizeof(app_test_sources[0]))
+
+static void
+app_test_build_all(void)
+{
+    char path[128], cmd[512];
+    FILE *f;
+
+    strcpy(app_test_dir, "/tmp/forkd-test-app-XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(app_test_dir));
+    for (size_t i = 0; i < APP_TEST_N; i++) {
+        snprintf(path, sizeof(path), "%s/%s.c", app_test_dir,
+                 app_test_sources[i].name);
+        f = fopen(path, "w");
+        ck_assert_ptr_nonnull(f);
+        fputs(app_test_sources[i].source, f);
+        ck_assert_int_eq(fclose(f), 0);
+        /* -Wl,--allow-shlib-undefined is the default for -shared: undef.so
+         * links, and fails only at dlopen. */
+        snprintf(cmd, sizeof(cmd), "cc -shared -fPIC -I app -o %s/%s.so %s",
+                 app_test_dir, app_test_sources[i].name, path);
+        ck_assert_msg(system(cmd) == 0, "%s failed", cmd);
+    }
+}
+
+static void
+app_test_remove_all(void)
+{
+    char cmd[128];
+
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", app_test_dir);
+    (void)system(cmd); /* a leftover temp dir is harmless */
+}
+
+static const char *
+app_test_so(const char *name)
+{
+    static char path[160];
+
+    snprintf(path, sizeof(path), "%s/%s.so", app_test_dir, name);
+    return path;
+}
+
+/* app_open on name must fail with an err containing want. */
+static void
+app_test_refused(const char *name, unsigned threads, const char *want)
+{
+    struct app a;
+    char err[APP_ERR_MAX] = "";
+
+    ck_assert_msg(app_open(&a, app_test_so(name), threads, err) == -1,
+                  "%s.so accepted", name);
+    ck_assert_msg(strstr(err, want) != NULL, "%s.so: \"%s\" lacks \"%s\"", name,
+                  err, want);
+    /* Nothing is kept from a refused handler. */
+    ck_assert_ptr_null(a.dl);
+    ck_assert_ptr_null(a.desc);
+    ck_assert_ptr_null(a.path);
+    app_close(&a); /* and closing it again is harmless */
+}
+
+START_TEST(test_app_open_hello)
+{
+    const char *dir = getenv("FORKD_APPS");
+    char path[512], err[APP_ERR_MAX] = "";
+    struct app a;
+
+    snprintf(path, sizeof(path), "%s/hello.so", dir ? dir : "build/app");
+    ck_assert_msg(app_open(&a, path, 1, err) == 0, "%s: %s", path, err);
+    ck_assert_ptr_nonnull(a.dl);
+    ck_assert_ptr_nonnull(a.desc);
+    ck_assert_uint_eq(a.desc->api_version, FORKD_API_VERSION);
+    ck_assert_ptr_nonnull(a.desc->handle);
+    ck_assert_str_eq(a.path, path);
+    /* hello has no init: app_init succeeds with no state. */
+    ck_assert_int_eq(app_init(&a, NULL, 0), 0);
+    ck_assert_ptr_null(a.state);
+    app_fini(&a);
+    app_close(&a);
+    ck_assert_ptr_null(a.dl);
+    ck_assert_ptr_null(a.path);
+    /* hello is thread-safe: threads > 1 is fine. */
+    ck_assert_msg(app_open(&a, path, 4, err) == 0, "%s", err);
+    app_close(&a);
+}
+END_TEST
+
+START_TEST(test_app_open_missing)
+{
+    struct app a;
+    char err[APP_ERR_MAX] = "", path[160];
+
+    snprintf(path, sizeof(path), "%s/missing.so", app_test_dir);
+    ck_assert_int_eq(app_open(&a, path, 1, err), -1);
+    ck_assert_msg(strstr(err, "cannot load") != NULL, "\"%s\"", err);
+    ck_assert_ptr_null(a.dl);
+}
+END_TEST
+
+START_TEST(test_app_open_not_a_shared_object)
+{
+    struct app a;
+    char err[APP_ERR_MAX] = "", path[160];
+
+    /* The C source next to it is not loadable. */
+    snprintf(path, sizeof(path), "%s/safe.c", app_test_dir);
+    ck_assert_int_eq(app_open(&a, path, 1, err), -1);
+    ck_assert_msg(strstr(err, "cannot load") != NULL, "\"%s\"", err);
+}
+END_TEST
+
+START_TEST(test_app_open_no_descriptor)
+{
+    app_test_refused("nosym", 1, "no forkd_app");
+}
+END_TEST
+
+START_TEST(test_app_open_wrong_version)
+{
+    char want[64];
+
+    app_test_refused("badver", 1, "999");
+    snprintf(want, sizeof(want), "version 999, this forkd has %u",
+             FORKD_API_VERSION);
+    app_test_refused("badver", 1, want);
+}
+END_TEST
+
+START_TEST(test_app_open_null_handle)
+{
+    app_test_refused("nohandle", 1, "handle is NULL");
+}
+END_TEST
+
+START_TEST(test_app_open_threads_unsafe)
+{
+    struct app a;
+    char err[APP_ERR_MAX] = "";
+
+    app_test_refused("unsafe", 2, "FORKD_APP_THREADSAFE");
+    /* One thread needs no flag; a thread-safe handler may have more. */
+    ck_assert_msg(app_open(&a, app_test_so("unsafe"), 1, err) == 0, "%s", err);
+    app_close(&a);
+    ck_assert_msg(app_open(&a, app_test_so("safe"), 2, err) == 0, "%s", err);
+    app_close(&a);
+}
+END_TEST
+
+START_TEST(test_app_open_unresolved_symbol)
+{
+    app_test_refused("undef", 1, "cannot load");
+}
+END_TEST
+
+START_TEST(test_app_init_fails)
+{
+    struct app a;
+    char err[APP_ERR_MAX] = "";
+    int *fini_calls;
+
+    ck_assert_msg(app_open(&a, app_test_so("initfail"), 1, err) == 0, "%s",
+                  err);
+    ck_assert_int_eq(app_init(&a, NULL, 0), -1);
+    fini_calls = dlsym(a.dl, "app_test_fini_calls");
+    ck_assert_ptr_nonnull(fini_calls);
+    /* "Run fini if init succeeded" (app.h): it did not. */
+    app_fini(&a);
+    ck_assert_int_eq(*fini_calls, 0);
+    app_close(&a);
+}
+END_TEST
+
+START_TEST(test_app_init_options)
+{
+    static const struct forkd_option opts[] = {
+        {"greeting", "hello"}, {"other", "x"}, {"greeting", "bonjour"}};
+    struct app a;
+    char err[APP_ERR_MAX] = "";
+    const char *seen;
+    int *fini_calls;
+
+    ck_assert_msg(app_open(&a, app_test_so("initok"), 1, err) == 0, "%s", err);
+    ck_assert_int_eq(app_init(&a, opts, 3), 0);
+    seen = dlsym(a.dl, "app_test_seen");
+    fini_calls = dlsym(a.dl, "app_test_fini_calls");
+    ck_assert_ptr_nonnull(seen);
+    ck_assert_ptr_nonnull(fini_calls);
+    ck_assert_str_eq(seen, "3:bonjour"); /* the last one wins */
+    ck_assert_ptr_eq(a.state, fini_calls);
+    ck_assert_int_eq(*fini_calls, 0);
+    app_fini(&a);
+    ck_assert_int_eq(*fini_calls, 1);
+    app_close(&a);
+}
+END_TEST
+
+START_TEST(test_app_init_no_options)
+{
+    struct app a;
+    char err[APP_ERR_MAX] = "";
+
+    ck_assert_msg(app_open(&a, app_test_so("initok"), 1, err) == 0, "%s", err);
+    ck_assert_int_eq(app_init(&a, NULL, 0), 0);
+    ck_assert_str_eq(dlsym(a.dl, "app_test_seen"), "0:(none)");
+    app_fini(&a);
+    app_close(&a);
+}
+END_TEST
+
+START_TEST(test_app_option_lookup)
+{
+    static const struct forkd_option opts[] = {
+        {"a", "1"}, {"b", "2"}, {"a", "3"}, {"empty", ""}};
+
+    ck_assert_str_eq(forkd_option(opts, 4, "a"), "3"); /* last wins */
+    ck_assert_str_eq(forkd_option(opts, 4, "b"), "2");
+    ck_assert_str_eq(forkd_option(opts, 4, "empty"), "");
+    ck_assert_ptr_null(forkd_option(opts, 4, "missing"));
+    ck_assert_ptr_null(forkd_option(opts, 4, "A"));    /* case matters */
+    ck_assert_str_eq(forkd_option(opts, 2, "a"), "1"); /* only n_opts */
+    ck_assert_ptr_null(forkd_option(opts, 0, "a"));
+    ck_assert_ptr_null(forkd_option(NULL, 3, "a"));
+    ck_assert_ptr_null(forkd_option(opts, 4, NULL));
+}
+END_TEST
+
+static Suite *
+app_suite(void)
+{
+    Suite *s = suite_create("app");
+    TCase *tc = tcase_create("app");
+
+    /* Unchecked: compiled once, in the runner, not in every forked test. */
+    tcase_add_unchecked_fixture(tc, app_test_build_all, app_test_remove_all);
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, test_app_open_hello);
+    tcase_add_test(tc, test_app_open_missing);
+    tcase_add_test(tc, test_app_open_not_a_shared_object);
+    tcase_add_test(tc, test_app_open_no_descriptor);
+    tcase_add_test(tc, test_app_open_wrong_version);
+    tcase_add_test(tc, test_app_open_null_handle);
+    tcase_add_test(tc, test_app_open_threads_unsafe);
+    tcase_add_test(tc, test_app_open_unresolved_symbol);
+    tcase_add_test(tc, test_app_init_fails);
+    tcase_add_test(tc, test_app_init_options);
+    tcase_add_test(tc, test_app_init_no_options);
+    tcase_add_test(tc, test_app_option_lookup);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int
+main(void)
+{
+    SRunner *sr = srunner_create(app_suite());
+    int failed;
+
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
