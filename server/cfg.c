@@ -42,8 +42,7 @@ struct cfg_key {
 static const struct cfg_key cfg_keys[] = {
     {"bind", CFG_BIND, 0, 0, NULL, 0},
     {"workers", CFG_UINT, 1, 1024, "1", CFG_OFF(workers)},
-    /* XXX #4: threads mode; until then only 1 is accepted. */
-    {"threads", CFG_UINT, 1, 1, "1", CFG_OFF(threads)},
+    {"threads", CFG_UINT, 1, 1024, "1", CFG_OFF(threads)},
     {"backlog", CFG_UINT, 1, 65535, "2048", CFG_OFF(backlog)},
     {"keepalive", CFG_UINT, 0, 3600, "5", CFG_OFF(keepalive_s)},
     {"max_connections", CFG_UINT, 1, 100000, "1000", CFG_OFF(max_connections)},

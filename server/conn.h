@@ -24,7 +24,9 @@ enum conn_state {
 };
 
 struct conn {
-    int fd; /* owned */
+    int fd;         /* owned */
+    uint32_t index; /* in the worker's pool */
+    uint32_t gen;   /* bumped at every close: stale epoll events miss */
     enum conn_state state;
     int in_epoll;
     char *buf; /* the worker's buffer while bytes are held, else NULL */

@@ -179,7 +179,7 @@ environ_fixed(struct forkd_req *req, size_t i)
     case 12:
         return "http";
     case 13:
-        return "false"; /* XXX #4: threads mode */
+        return req->multithread ? "true" : "false";
     case 14:
         return req->multiprocess ? "true" : "false";
     default:

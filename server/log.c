@@ -21,9 +21,14 @@ static struct {
     enum forkd_level level;
     char *error_path;
     char *access_path;
-    size_t access_len;
-    char access_buf[LOG_ACCESS_BUF];
 } log_state = {.error_fd = 2, .access_fd = -1, .level = FORKD_LOG_INFO};
+
+/* Access lines are buffered per thread: handler threads log without a
+ * lock, and each flushes its own buffer (whole lines, O_APPEND). */
+static _Thread_local struct {
+    size_t len;
+    char buf[LOG_ACCESS_BUF];
+} log_abuf;
 
 static int
 log_is_stdio(const char *path)
@@ -209,11 +214,10 @@ log_has_access(void)
 void
 log_access_flush(void)
 {
-    if (log_state.access_len == 0 || log_state.access_fd < 0)
+    if (log_abuf.len == 0 || log_state.access_fd < 0)
         return;
-    log_write_all(log_state.access_fd, log_state.access_buf,
-                  log_state.access_len);
-    log_state.access_len = 0;
+    log_write_all(log_state.access_fd, log_abuf.buf, log_abuf.len);
+    log_abuf.len = 0;
 }
 
 void
@@ -221,14 +225,14 @@ log_access(const char *line, size_t len)
 {
     if (log_state.access_fd < 0)
         return;
-    if (len + 1 > sizeof(log_state.access_buf) - log_state.access_len)
+    if (len + 1 > sizeof(log_abuf.buf) - log_abuf.len)
         log_access_flush();
-    if (len + 1 > sizeof(log_state.access_buf)) {
+    if (len + 1 > sizeof(log_abuf.buf)) {
         log_write_all(log_state.access_fd, line, len);
         log_write_all(log_state.access_fd, "\n", 1);
         return;
     }
-    memcpy(log_state.access_buf + log_state.access_len, line, len);
-    log_state.access_len += len;
-    log_state.access_buf[log_state.access_len++] = '\n';
+    memcpy(log_abuf.buf + log_abuf.len, line, len);
+    log_abuf.len += len;
+    log_abuf.buf[log_abuf.len++] = '\n';
 }

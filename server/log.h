@@ -39,9 +39,9 @@ const char *log_level_name(enum forkd_level level);
 /* Whether there is an access log. */
 int log_has_access(void);
 
-/* Append one access-log line (without the newline; one is added).  Lines
- * are buffered and written when the buffer fills, when log_access_flush is
- * called, or at log_close. */
+/* Append one access-log line (without the newline; one is added) to the
+ * calling thread's buffer, written when it fills, when the thread calls
+ * log_access_flush, or at log_close (the calling thread's). */
 void log_access(const char *line, size_t len);
 void log_access_flush(void);
 

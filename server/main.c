@@ -19,13 +19,15 @@ static void
 main_usage(FILE *out)
 {
     fprintf(out,
-            "usage: forkd [-c FILE] [-b ADDR]... [-w N] [--check] [--version]"
+            "usage: forkd [-c FILE] [-b ADDR]... [-w N] [-t T] [--check] "
+            "[--version]"
             " [--help] [APP.so]\n"
             "  -c, --config FILE   read the ini FILE (see forkd.ini(5))\n"
             "  -b, --bind ADDR     listen on ADDR (HOST:PORT, [IPV6]:PORT,\n"
             "                      unix:PATH); repeatable, replaces the "
             "file's binds\n"
             "  -w, --workers N     worker processes\n"
+            "  -t, --threads T     handler threads per worker\n"
             "      --check         validate the configuration and the "
             "handler, then exit\n"
             "  -v, --version       print the version\n"
@@ -36,6 +38,7 @@ main_usage(FILE *out)
 struct main_args {
     const char *config;
     const char *workers;
+    const char *threads;
     const char *app;
     char **binds;
     size_t n_binds;
@@ -49,6 +52,7 @@ main_parse(int argc, char **argv, struct main_args *a)
         {"config", required_argument, NULL, 'c'},
         {"bind", required_argument, NULL, 'b'},
         {"workers", required_argument, NULL, 'w'},
+        {"threads", required_argument, NULL, 't'},
         {"check", no_argument, NULL, 'C'},
         {"version", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
@@ -58,7 +62,8 @@ main_parse(int argc, char **argv, struct main_args *a)
     a->binds = calloc((size_t)argc, sizeof(*a->binds));
     if (a->binds == NULL)
         return 1;
-    while ((opt = getopt_long(argc, argv, "c:b:w:vh", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "c:b:w:t:vh", longopts, NULL)) !=
+           -1) {
         switch (opt) {
         case 'c':
             a->config = optarg;
@@ -68,6 +73,9 @@ main_parse(int argc, char **argv, struct main_args *a)
             break;
         case 'w':
             a->workers = optarg;
+            break;
+        case 't':
+            a->threads = optarg;
             break;
         case 'C':
             a->check = 1;
@@ -111,6 +119,8 @@ main_configure(struct cfg *c, const struct main_args *a)
         if (cfg_set(c, "bind", a->binds[i], err) < 0)
             goto fail;
     if (a->workers && cfg_set(c, "workers", a->workers, err) < 0)
+        goto fail;
+    if (a->threads && cfg_set(c, "threads", a->threads, err) < 0)
         goto fail;
     if (a->app && cfg_set(c, "app", a->app, err) < 0)
         goto fail;

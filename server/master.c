@@ -27,10 +27,11 @@ struct master {
     const struct cfg *cfg;
     struct app *app;
     struct worker_env env;
-    struct sb_slot *sb; /* MASTER_MAX_WORKERS slots */
-    unsigned target;    /* workers wanted */
-    int ready;          /* the ready line was logged */
-    int stopping;       /* 0, SIGTERM (quick) or SIGQUIT (graceful) */
+    struct sb_slot *sb; /* MASTER_MAX_WORKERS slots, in board */
+    struct sb board;
+    unsigned target; /* workers wanted */
+    int ready;       /* the ready line was logged */
+    int stopping;    /* 0, SIGTERM (quick) or SIGQUIT (graceful) */
     uint64_t stop_deadline_ms;
     int killed;             /* SIGKILL sent to what was left */
     unsigned early_deaths;  /* in a row */
@@ -92,7 +93,7 @@ master_spawn(struct master *m, unsigned i)
 {
     pid_t pid;
 
-    memset(&m->sb[i], 0, sizeof(m->sb[i]));
+    sb_reset(&m->board, i);
     m->sb[i].state = SB_BOOTING;
     pid = fork();
     if (pid < 0) {
@@ -103,7 +104,7 @@ master_spawn(struct master *m, unsigned i)
     if (pid == 0) {
         close(master_pipe[0]);
         close(master_pipe[1]);
-        worker_run(&m->env, &m->sb[i], (int)i);
+        worker_run(&m->env, (int)i);
     }
     m->sb[i].pid = pid;
     log_info("worker %u started (pid %d)", i, (int)pid);
@@ -156,7 +157,7 @@ master_on_exit(struct master *m, unsigned i, pid_t pid, int status)
     int clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
 
     master_log_exit(i, pid, status, m->stopping || (clean && i >= m->target));
-    memset(&m->sb[i], 0, sizeof(m->sb[i]));
+    sb_reset(&m->board, i);
     if (m->stopping)
         return;
     if (boot && !m->ready) {
@@ -268,15 +269,22 @@ master_timeouts(struct master *m)
         return;
     for (unsigned i = 0; i < MASTER_MAX_WORKERS; i++) {
         struct sb_slot *s = &m->sb[i];
-        uint64_t start = s->req_start_ms;
-        if (s->pid <= 0 || s->state != SB_BUSY || start == 0 ||
-            now - start <= limit)
+        if (s->pid <= 0 || s->state == SB_STOPPING)
             continue;
-        log_warn("worker %u (pid %d) killed: %.*s ran %llus > timeout %us", i,
-                 (int)s->pid, SB_REQUEST_MAX, s->request,
-                 (unsigned long long)(now - start) / 1000, m->cfg->timeout_s);
-        (void)kill(s->pid, SIGKILL);
-        s->state = SB_STOPPING; /* once */
+        for (unsigned t = 0; t < m->board.n_threads; t++) {
+            struct sb_thread *th = sb_thread(&m->board, i, t);
+            uint64_t start = th->req_start_ms;
+            if (start == 0 || now - start <= limit)
+                continue;
+            log_warn("worker %u (pid %d) killed: %.*s ran %llus > timeout "
+                     "%us",
+                     i, (int)s->pid, SB_REQUEST_MAX, th->request,
+                     (unsigned long long)(now - start) / 1000,
+                     m->cfg->timeout_s);
+            (void)kill(s->pid, SIGKILL);
+            s->state = SB_STOPPING; /* once */
+            break;
+        }
     }
 }
 
@@ -337,7 +345,7 @@ master_run(const struct cfg *cfg, struct app *app, struct listener *ls,
     int status;
 
     if (m == NULL || master_signals() < 0 ||
-        (m->sb = sb_new(MASTER_MAX_WORKERS)) == NULL ||
+        sb_open(&m->board, MASTER_MAX_WORKERS, cfg->threads) < 0 ||
         handoff_open(m->env.handoff) < 0) {
         log_error("cannot start the master: %s", strerror(errno));
         free(m);
@@ -345,15 +353,20 @@ master_run(const struct cfg *cfg, struct app *app, struct listener *ls,
     }
     m->cfg = cfg;
     m->app = app;
-    m->env = (struct worker_env){
-        cfg, app, ls, n_ls, {m->env.handoff[0], m->env.handoff[1]}};
+    m->sb = m->board.slots;
+    m->env.cfg = cfg;
+    m->env.app = app;
+    m->env.ls = ls;
+    m->env.n_ls = n_ls;
+    m->env.board = &m->board; /* handoff[] was set by handoff_open */
+    m->env.master = getpid();
     m->target = cfg->workers;
     for (size_t i = 0; i < n_ls; i++)
         log_notice("listening on %s", ls[i].name);
     master_loop(m);
     log_notice("stopped");
     status = m->exit_status;
-    sb_free(m->sb, MASTER_MAX_WORKERS);
+    sb_close(&m->board);
     close(m->env.handoff[0]);
     close(m->env.handoff[1]);
     free(m);

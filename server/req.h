@@ -29,6 +29,7 @@ struct forkd_req {
     int keep_alive;      /* the connection may serve another request */
     int body_status;     /* 400/408/413 when reading the body failed */
     int multiprocess;    /* more than one worker */
+    int multithread;     /* more than one handler thread per worker */
     char worker_pid[16]; /* forkd.worker_pid, set once per worker */
     uint64_t start_us;   /* wall clock at head complete, for the log */
     uint64_t start_mono_us;

@@ -1,24 +1,47 @@
 #include "scoreboard.h"
 
-#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
 
-struct sb_slot *
-sb_new(size_t n)
+int
+sb_open(struct sb *sb, size_t n_slots, size_t n_threads)
 {
-    void *p = mmap(NULL, n * sizeof(struct sb_slot), PROT_READ | PROT_WRITE,
+    size_t slots = n_slots * sizeof(struct sb_slot);
+    size_t len = slots + n_slots * n_threads * sizeof(struct sb_thread);
+    void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
                    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 
-    return p == MAP_FAILED ? NULL : p;
+    if (p == MAP_FAILED)
+        return -1;
+    sb->slots = p;
+    sb->threads = (struct sb_thread *)((char *)p + slots);
+    sb->n_slots = n_slots;
+    sb->n_threads = n_threads;
+    return 0;
 }
 
 void
-sb_free(struct sb_slot *sb, size_t n)
+sb_close(struct sb *sb)
 {
-    if (sb)
-        munmap(sb, n * sizeof(*sb));
+    if (sb->slots)
+        munmap(sb->slots,
+               sb->n_slots * (sizeof(struct sb_slot) +
+                              sb->n_threads * sizeof(struct sb_thread)));
+    memset(sb, 0, sizeof(*sb));
+}
+
+struct sb_thread *
+sb_thread(const struct sb *sb, size_t i, size_t t)
+{
+    return &sb->threads[i * sb->n_threads + t];
+}
+
+void
+sb_reset(struct sb *sb, size_t i)
+{
+    memset(&sb->slots[i], 0, sizeof(sb->slots[i]));
+    memset(sb_thread(sb, i, 0), 0, sb->n_threads * sizeof(struct sb_thread));
 }
 
 uint64_t
@@ -31,21 +54,26 @@ sb_now_ms(void)
 }
 
 void
-sb_busy(struct sb_slot *s, const char *method, const char *target)
+sb_busy(struct sb_thread *t, const char *method, const char *target,
+        uint64_t now_ms)
 {
-    uint64_t now = sb_now_ms();
+    size_t m = strlen(method), room = sizeof(t->request) - 1;
 
-    snprintf(s->request, sizeof(s->request), "%s %s", method, target);
-    s->req_start_ms = now;
-    s->heartbeat_ms = now;
-    s->state = SB_BUSY;
+    /* Not snprintf: this runs for every request. */
+    if (m > room)
+        m = room;
+    memcpy(t->request, method, m);
+    if (m < room)
+        t->request[m++] = ' ';
+    size_t k = strnlen(target, room - m);
+    memcpy(t->request + m, target, k);
+    t->request[m + k] = '\0';
+    t->req_start_ms = now_ms ? now_ms : 1;
 }
 
 void
-sb_idle(struct sb_slot *s)
+sb_idle(struct sb_slot *s, struct sb_thread *t)
 {
-    s->requests++;
-    s->heartbeat_ms = sb_now_ms();
-    s->state = SB_IDLE;
-    s->req_start_ms = 0;
+    t->req_start_ms = 0;
+    __atomic_fetch_add(&s->requests, 1, __ATOMIC_RELAXED);
 }

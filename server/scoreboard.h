@@ -1,6 +1,7 @@
-/* scoreboard: shared memory with one slot per worker, written by the
- * worker (state, heartbeat, current request) and read by the master (boot,
- * timeouts).  Plain stores of aligned words: no locks, no syscalls. */
+/* scoreboard: shared memory with one slot per worker and one entry per
+ * handler thread, written by the worker (state, heartbeat, the request each
+ * thread runs and since when) and read by the master (boot, timeouts).
+ * Plain stores of aligned words: no locks, no syscalls. */
 #ifndef FORKD_SCOREBOARD_H
 #define FORKD_SCOREBOARD_H
 
@@ -11,9 +12,8 @@
 enum sb_state {
     SB_EMPTY = 0, /* no worker */
     SB_BOOTING,   /* forked, app init not done */
-    SB_IDLE,      /* waiting for work */
-    SB_BUSY,      /* in a handler */
-    SB_STOPPING   /* graceful exit under way */
+    SB_IDLE,      /* serving (or waiting for work) */
+    SB_STOPPING   /* graceful exit under way, or killed */
 };
 
 #define SB_REQUEST_MAX 96
@@ -22,20 +22,37 @@ struct sb_slot {
     volatile pid_t pid;
     volatile int state;             /* enum sb_state */
     volatile uint64_t heartbeat_ms; /* monotonic */
-    volatile uint64_t requests;     /* served */
-    volatile uint64_t req_start_ms; /* monotonic, of the current request */
+    uint64_t requests;              /* served; atomic adds */
+};
+
+struct sb_thread {
+    volatile uint64_t req_start_ms; /* monotonic; 0 when idle */
     char request[SB_REQUEST_MAX];   /* "GET /path", may be torn */
 };
 
-/* Map n zeroed slots shared across fork.  Returns NULL on error. */
-struct sb_slot *sb_new(size_t n);
-void sb_free(struct sb_slot *sb, size_t n);
+struct sb {
+    struct sb_slot *slots;     /* n_slots */
+    struct sb_thread *threads; /* n_slots * n_threads */
+    size_t n_slots, n_threads;
+};
+
+/* Map zeroed slots and thread entries shared across fork.  Returns 0 or
+ * -1. */
+int sb_open(struct sb *sb, size_t n_slots, size_t n_threads);
+void sb_close(struct sb *sb);
+
+/* The entry of thread t of worker slot i. */
+struct sb_thread *sb_thread(const struct sb *sb, size_t i, size_t t);
+
+/* Clear slot i and its threads for a new worker. */
+void sb_reset(struct sb *sb, size_t i);
 
 /* Monotonic milliseconds (CLOCK_MONOTONIC_COARSE, no syscall). */
 uint64_t sb_now_ms(void);
 
-/* Worker side: a request starts (line is "METHOD TARGET") or ends. */
-void sb_busy(struct sb_slot *s, const char *method, const char *target);
-void sb_idle(struct sb_slot *s);
+/* Worker side: a thread starts a request ("METHOD TARGET") or ends it. */
+void sb_busy(struct sb_thread *t, const char *method, const char *target,
+             uint64_t now_ms);
+void sb_idle(struct sb_slot *s, struct sb_thread *t);
 
 #endif

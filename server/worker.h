@@ -5,11 +5,12 @@
 #define FORKD_WORKER_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 struct cfg;
 struct app;
 struct listener;
-struct sb_slot;
+struct sb;
 
 /* Exit status of a worker whose app could not start: the master stops. */
 #define WORKER_EXIT_BOOT 3
@@ -21,11 +22,13 @@ struct worker_env {
     struct listener *ls;
     size_t n_ls;
     int handoff[2]; /* see handoff.h: [0] sends, [1] receives */
+    struct sb *board;
+    pid_t master; /* the parent, whose death ends the worker */
 };
 
 /* Run a worker in the freshly forked child: reset signals, init the app,
  * serve until told to stop.  Never returns. */
-void worker_run(const struct worker_env *env, struct sb_slot *slot, int index)
+void worker_run(const struct worker_env *env, int index)
     __attribute__((noreturn));
 
 #endif

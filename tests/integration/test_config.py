@@ -125,7 +125,7 @@ class BadConfigTest(unittest.TestCase):
     def test_bad_values(self):
         cases = [("workers = 5x", "workers"), ("workers = -1", "workers"),
                  ("workers = 99999999999999999999", "workers"),
-                 ("threads = 2", "threads"), ("keepalive = soon", "keepalive"),
+                 ("threads = 0", "threads"), ("threads = 1025", "threads"), ("keepalive = soon", "keepalive"),
                  ("limit_request_line = -5", "limit_request_line"),
                  ("log_level = loud", "log_level"),
                  ("bind = 127.0.0.1", "bind"), ("bind = 127.0.0.1:99999",

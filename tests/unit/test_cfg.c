@@ -373,9 +373,9 @@ START_TEST(test_cfg_load_trims_spaces)
 }
 END_TEST
 
-START_TEST(test_cfg_load_threads_only_one)
+START_TEST(test_cfg_load_threads_bounds)
 {
-    cfg_test_bad_value("threads", "2");
+    cfg_test_bad_value("threads", "1025");
     cfg_test_bad_value("threads", "0");
 }
 END_TEST
@@ -729,7 +729,7 @@ START_TEST(test_cfg_set_numbers)
     ck_assert_str_eq(err, "workers: expected an integer in 1..1024, got \"0\"");
     ck_assert_uint_eq(c.workers, 3); /* unchanged */
     ck_assert_int_eq(cfg_set(&c, "workers", "+4", err), -1);
-    ck_assert_int_eq(cfg_set(&c, "threads", "2", err), -1);
+    ck_assert_int_eq(cfg_set(&c, "threads", "1025", err), -1);
     ck_assert_int_eq(strncmp(err, "threads: ", 9), 0);
     cfg_fini(&c);
 }
@@ -875,7 +875,7 @@ cfg_suite(void)
     tcase_add_test(tc, test_cfg_load_bad_message);
     tcase_add_test(tc, test_cfg_load_workers_bounds);
     tcase_add_test(tc, test_cfg_load_trims_spaces);
-    tcase_add_test(tc, test_cfg_load_threads_only_one);
+    tcase_add_test(tc, test_cfg_load_threads_bounds);
     tcase_add_test(tc, test_cfg_load_bad_log_level);
     tcase_add_test(tc, test_cfg_load_log_levels);
     tcase_add_test(tc, test_cfg_load_bad_limits);

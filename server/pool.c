@@ -1,0 +1,241 @@
+#include "pool.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+/* Keys: index in the low 32 bits, generation in the next 31; bit 63 is
+ * left clear for the worker's own (non-connection) events. */
+#define POOL_GEN_MASK 0x7fffffffu
+
+int
+pool_init(struct pool *p, size_t n, size_t buf_cap, int ep, int oneshot)
+{
+    memset(p, 0, sizeof(*p));
+    p->conns = calloc(n, sizeof(*p->conns));
+    p->free_bufs = calloc(n, sizeof(*p->free_bufs));
+    if (p->conns == NULL || p->free_bufs == NULL) {
+        free(p->conns);
+        free(p->free_bufs);
+        errno = ENOMEM;
+        return -1;
+    }
+    p->n = n;
+    p->buf_cap = buf_cap;
+    p->ep = ep;
+    p->oneshot = oneshot;
+    for (size_t i = n; i-- > 0;) {
+        p->conns[i].fd = -1;
+        p->conns[i].index = (uint32_t)i;
+        p->conns[i].next = p->free;
+        p->free = &p->conns[i];
+    }
+    return 0;
+}
+
+static struct pool_list *
+pool_list_of(struct pool *p, const struct conn *c)
+{
+    switch (c->state) {
+    case CONN_IDLE:
+        return &p->idle;
+    case CONN_READING:
+        return &p->reading;
+    case CONN_CLOSING:
+        return &p->closing;
+    default:
+        return NULL;
+    }
+}
+
+static void
+pool_list_remove(struct pool_list *l, struct conn *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        l->head = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    else
+        l->tail = c->prev;
+    c->prev = c->next = NULL;
+}
+
+static void
+pool_list_append(struct pool_list *l, struct conn *c)
+{
+    c->prev = l->tail;
+    c->next = NULL;
+    if (l->tail)
+        l->tail->next = c;
+    else
+        l->head = c;
+    l->tail = c;
+}
+
+void
+pool_fini(struct pool *p)
+{
+    for (size_t i = 0; p->conns && i < p->n; i++)
+        if (p->conns[i].fd >= 0)
+            pool_close(p, &p->conns[i]);
+    for (size_t i = 0; i < p->n_free_bufs; i++)
+        free(p->free_bufs[i]);
+    free(p->free_bufs);
+    free(p->conns);
+    memset(p, 0, sizeof(*p));
+}
+
+struct conn *
+pool_get(struct pool *p, int fd)
+{
+    struct conn *c = p->free;
+    uint32_t index, gen;
+
+    if (c == NULL)
+        return NULL;
+    p->free = c->next;
+    p->used++;
+    index = c->index;
+    gen = c->gen;
+    memset(c, 0, sizeof(*c));
+    c->index = index;
+    c->gen = gen;
+    c->fd = fd;
+    c->state = CONN_FREE; /* in no list until parked or activated */
+    return c;
+}
+
+void
+pool_close(struct pool *p, struct conn *c)
+{
+    struct pool_list *l = pool_list_of(p, c);
+
+    if (l)
+        pool_list_remove(l, c);
+    close(c->fd); /* also leaves the epoll set */
+    pool_buf_put(p, c);
+    c->fd = -1;
+    c->state = CONN_FREE;
+    c->in_epoll = 0;
+    c->gen = (c->gen + 1) & POOL_GEN_MASK; /* stale events miss it */
+    c->next = p->free;
+    p->free = c;
+    p->used--;
+}
+
+/* Buffers are allocated on first need and then reused, most recently used
+ * first, so a busy worker touches few of them. */
+int
+pool_buf_get(struct pool *p, struct conn *c)
+{
+    if (c->buf)
+        return 0;
+    if (p->n_free_bufs > 0)
+        c->buf = p->free_bufs[--p->n_free_bufs];
+    else if ((c->buf = malloc(p->buf_cap)) == NULL)
+        return -1;
+    c->cap = p->buf_cap;
+    c->len = 0;
+    return 0;
+}
+
+void
+pool_buf_put(struct pool *p, struct conn *c)
+{
+    if (c->buf == NULL)
+        return;
+    p->free_bufs[p->n_free_bufs++] = c->buf;
+    c->buf = NULL;
+    c->len = c->cap = 0;
+}
+
+/* Watch c: added once; in threads mode re-armed after every event. */
+static int
+pool_watch(struct pool *p, struct conn *c)
+{
+    struct epoll_event ev = {.events =
+                                 EPOLLIN | (p->oneshot ? EPOLLONESHOT : 0),
+                             .data.u64 = pool_key(p, c)};
+
+    if (c->in_epoll && !p->oneshot)
+        return 0;
+    if (epoll_ctl(p->ep, c->in_epoll ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, c->fd,
+                  &ev) < 0)
+        return -1;
+    c->in_epoll = 1;
+    return 0;
+}
+
+int
+pool_park(struct pool *p, struct conn *c, enum conn_state state,
+          uint64_t deadline_ms)
+{
+    struct pool_list *l = pool_list_of(p, c);
+
+    if (pool_watch(p, c) < 0)
+        return -1;
+    if (l && c->state == state)
+        return 0;
+    if (l)
+        pool_list_remove(l, c);
+    c->state = state;
+    c->deadline_ms = deadline_ms;
+    if (state != CONN_READING)
+        pool_buf_put(p, c); /* idle and closing hold no bytes */
+    pool_list_append(pool_list_of(p, c), c);
+    return 0;
+}
+
+void
+pool_activate(struct pool *p, struct conn *c)
+{
+    struct pool_list *l = pool_list_of(p, c);
+
+    if (l)
+        pool_list_remove(l, c);
+    c->state = CONN_ACTIVE;
+}
+
+struct conn *
+pool_oldest(struct pool *p)
+{
+    if (p->closing.head)
+        return p->closing.head;
+    return p->idle.head ? p->idle.head : p->reading.head;
+}
+
+uint64_t
+pool_next_deadline(const struct pool *p)
+{
+    uint64_t next = UINT64_MAX;
+    const struct conn *heads[] = {p->idle.head, p->reading.head,
+                                  p->closing.head};
+
+    for (size_t i = 0; i < 3; i++)
+        if (heads[i] && heads[i]->deadline_ms < next)
+            next = heads[i]->deadline_ms;
+    return next;
+}
+
+uint64_t
+pool_key(const struct pool *p, const struct conn *c)
+{
+    (void)p;
+    return (uint64_t)c->gen << 32 | c->index;
+}
+
+struct conn *
+pool_lookup(struct pool *p, uint64_t key)
+{
+    uint32_t index = (uint32_t)key;
+    struct conn *c;
+
+    if (index >= p->n)
+        return NULL;
+    c = &p->conns[index];
+    return c->fd >= 0 && c->gen == (uint32_t)(key >> 32) ? c : NULL;
+}
