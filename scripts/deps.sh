@@ -6,7 +6,7 @@ set -eu
 
 build="gcc make pkg-config libhttp-parser-dev libinih-dev check"
 test="$build curl python3 valgrind clang libclang-rt-14-dev clang-format"
-bench="$test nginx wrk strace"
+bench="$test nginx wrk strace python3-matplotlib"
 
 case "${1:-test}" in
 build) want=$build ;;
