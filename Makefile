@@ -25,7 +25,8 @@ UNIT = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c
 CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null)
 
-.PHONY: all deps run test unit clean install fmt fmt-check
+.PHONY: all deps run test unit clean install fmt fmt-check experiment
+EXPERIMENT_ARGS ?=
 
 all: $(BUILD)/forkd $(APPS) $(UNIT)
 
@@ -60,6 +61,13 @@ test: deps
 
 unit: all
 	@for t in $(UNIT); do $$t || exit 1; done
+
+# The sync baseline, measured (issue 4): the wall-time table, timelines and
+# throughput rows into build/experiment/.  EXPERIMENT_ARGS=--quick: ~10 s.
+experiment: deps all
+	@scripts/deps.sh bench
+	FORKD_BIN=$(BUILD)/forkd FORKD_APPS=$(BUILD)/app \
+		/usr/bin/python3 scripts/experiment $(EXPERIMENT_ARGS)
 
 install: $(BUILD)/forkd
 	install -D -m 755 $(BUILD)/forkd $(DESTDIR)$(PREFIX)/sbin/forkd

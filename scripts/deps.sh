@@ -5,8 +5,8 @@
 set -eu
 
 build="gcc make pkg-config libhttp-parser-dev libinih-dev check"
-test="$build curl python3 valgrind clang libclang-rt-14-dev clang-format"
-bench="$test nginx wrk strace python3-matplotlib"
+test="$build curl python3 python3-matplotlib valgrind clang libclang-rt-14-dev clang-format"
+bench="$test nginx wrk strace gunicorn uwsgi-core uwsgi-plugin-python3 apache2-utils"
 
 case "${1:-test}" in
 build) want=$build ;;
