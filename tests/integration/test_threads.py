@@ -10,8 +10,11 @@ import threading
 import time
 import unittest
 
-from forkdtest import (Conn, Server, compile_so, get, http, raw, run_forkd,
-                       free_port)
+import signal
+
+from forkdtest import (Conn, Server, compile_so, free_port, get,
+                       parse_responses, pid_alive, raw, raw_closed, run_forkd,
+                       wait_for)
 
 # Counts the calls in flight across every worker and thread in a shared
 # file and keeps the highest count seen; GET /max reports it.
@@ -201,6 +204,49 @@ class ThreadsTest(unittest.TestCase):
             finally:
                 for c in idle:
                     c.close()
+
+
+    def test_stuck_thread_kills_its_worker(self):
+        """A thread over timeout is found by the master: its worker is
+        replaced, and the other thread's request was cut with it."""
+        with Server("sleep", workers=1, server={"threads": 2, "timeout": 1},
+                    allow=[r"warn:.*worker"]) as s:
+            (w,) = s.wait_workers(1)
+            t0 = time.monotonic()
+            data, closed = raw_closed(
+                s.port, b"GET /?ms=4000 HTTP/1.1\r\nHost: x\r\n"
+                b"Connection: close\r\n\r\n", 4)
+            self.assertTrue(closed)
+            self.assertLess(time.monotonic() - t0, 3.5)
+            self.assertEqual(parse_responses(data), [])
+            self.assertIsNotNone(s.wait_log(r"warn:.*killed: GET /\?ms=4000",
+                                            2))
+            self.assertEqual(len(s.wait_workers(1, 2, exclude=[w])), 1)
+            self.assertEqual(get(s.port, "/?ms=1").status, 200)
+
+    def test_quit_lets_every_thread_finish(self):
+        with Server("sleep", workers=1, server={"threads": 3}) as s:
+            out = []
+
+            def one():
+                out.append(raw(("127.0.0.1", s.port),
+                               b"GET /?ms=800 HTTP/1.1\r\nHost: x\r\n"
+                               b"Connection: close\r\n\r\n", 5))
+
+            ts = [threading.Thread(target=one) for _ in range(3)]
+            for t in ts:
+                t.start()
+            time.sleep(0.3)
+            procs = s.session()
+            s.signal(signal.SIGQUIT)
+            for t in ts:
+                t.join(6)
+            self.assertEqual(len(out), 3)
+            for r in out:
+                self.assertTrue(r.startswith(b"HTTP/1.1 200"), r[:60])
+            self.assertTrue(wait_for(lambda: not any(pid_alive(p)
+                                                     for p in procs), 5))
+            self.assertEqual(s.proc.wait(1), 0)
 
 
 if __name__ == "__main__":
