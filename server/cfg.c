@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "listen.h"
@@ -23,7 +24,10 @@ enum cfg_type {
     CFG_PATH,
     CFG_LOGPATH,
     CFG_LEVEL,
-    CFG_BIND
+    CFG_BIND,
+    CFG_BOOL,
+    CFG_OCTAL,
+    CFG_STR
 };
 
 /* One row per [server] key: how to parse it, its bounds and default.
@@ -64,6 +68,19 @@ static const struct cfg_key cfg_keys[] = {
     {"error_log", CFG_LOGPATH, 0, 0, "", CFG_OFF(error_log)},
     {"access_log", CFG_LOGPATH, 0, 0, "", CFG_OFF(access_log)},
     {"log_level", CFG_LEVEL, 0, 0, "info", CFG_OFF(log_level)},
+    {"daemon", CFG_BOOL, 0, 1, "no", CFG_OFF(daemon)},
+    {"pidfile", CFG_PATH, 0, 0, "", CFG_OFF(pidfile)},
+    {"user", CFG_STR, 0, 0, "", CFG_OFF(user)},
+    {"group", CFG_STR, 0, 0, "", CFG_OFF(group)},
+    {"umask", CFG_OCTAL, 0, 0777, "0022", CFG_OFF(umask_bits)},
+    {"chdir", CFG_PATH, 0, 0, "", CFG_OFF(chdir)},
+    {"socket_mode", CFG_OCTAL, 0, 0777, "0666", CFG_OFF(socket_mode)},
+    {"socket_owner", CFG_STR, 0, 0, "", CFG_OFF(socket_owner)},
+    {"max_requests", CFG_UINT, 0, UINT32_MAX, "0", CFG_OFF(max_requests)},
+    {"max_requests_jitter", CFG_UINT, 0, UINT32_MAX, "0",
+     CFG_OFF(max_requests_jitter)},
+    {"forwarded_allow_ips", CFG_STR, 0, 0, "127.0.0.1,::1,unix",
+     CFG_OFF(forwarded_allow_ips)},
 };
 
 #define CFG_N_KEYS (sizeof(cfg_keys) / sizeof(cfg_keys[0]))
@@ -202,6 +219,42 @@ cfg_set_number(struct cfg *c, const struct cfg_key *k, const char *value,
     return 0;
 }
 
+static int
+cfg_set_bool(struct cfg *c, const struct cfg_key *k, const char *value,
+             char err[CFG_ERR_MAX])
+{
+    static const char *const yes[] = {"yes", "true", "on", "1"};
+    static const char *const no[] = {"no", "false", "off", "0"};
+    int *field = (int *)(void *)((char *)c + k->off);
+
+    for (size_t i = 0; i < 4; i++) {
+        if (strcasecmp(value, yes[i]) == 0 || strcasecmp(value, no[i]) == 0) {
+            *field = strcasecmp(value, yes[i]) == 0;
+            return 0;
+        }
+    }
+    cfg_errf(err, "%s: expected yes or no, got \"%s\"", k->name, value);
+    return -1;
+}
+
+static int
+cfg_set_octal(struct cfg *c, const struct cfg_key *k, const char *value,
+              char err[CFG_ERR_MAX])
+{
+    unsigned *field = (unsigned *)(void *)((char *)c + k->off);
+    unsigned long v;
+    char *end;
+
+    if (value[0] < '0' || value[0] > '7' ||
+        (v = strtoul(value, &end, 8), *end != '\0') || v > k->max) {
+        cfg_errf(err, "%s: expected an octal mode 0..%llo, got \"%s\"", k->name,
+                 k->max, value);
+        return -1;
+    }
+    *field = (unsigned)v;
+    return 0;
+}
+
 /* Set key k from value; dir resolves relative paths (NULL: cwd). */
 static int
 cfg_set_key(struct cfg *c, const struct cfg_key *k, const char *value,
@@ -221,7 +274,15 @@ cfg_set_key(struct cfg *c, const struct cfg_key *k, const char *value,
             return cfg_set_string(str, strdup(value), err, k->name);
         return cfg_set_string(str, cfg_resolve(dir, value), err, k->name);
     case CFG_PATH:
+        if (value[0] == '\0')
+            return cfg_set_string(str, strdup(value), err, k->name);
         return cfg_set_string(str, cfg_resolve(dir, value), err, k->name);
+    case CFG_STR:
+        return cfg_set_string(str, strdup(value), err, k->name);
+    case CFG_BOOL:
+        return cfg_set_bool(c, k, value, err);
+    case CFG_OCTAL:
+        return cfg_set_octal(c, k, value, err);
     case CFG_LEVEL:
         if ((level = log_level_parse(value)) < 0) {
             cfg_errf(err,
@@ -272,6 +333,12 @@ cfg_fini(struct cfg *c)
     free(c->error_log);
     free(c->access_log);
     free(c->app_path);
+    free(c->pidfile);
+    free(c->user);
+    free(c->group);
+    free(c->chdir);
+    free(c->socket_owner);
+    free(c->forwarded_allow_ips);
     for (size_t i = 0; i < c->n_opts; i++) {
         free((char *)c->opts[i].key);
         free((char *)c->opts[i].value);

@@ -36,6 +36,16 @@ struct cfg {
     char *error_log;           /* owned; NULL: stderr */
     char *access_log;          /* owned; NULL: none */
     enum forkd_level log_level;
+    int daemon;         /* detach after start-up */
+    char *pidfile;      /* owned; "": none */
+    char *user, *group; /* owned; "": keep the current ones */
+    unsigned umask_bits;
+    char *chdir;           /* owned; "": stay */
+    unsigned socket_mode;  /* of unix sockets */
+    char *socket_owner;    /* owned; "user[:group]" of unix sockets */
+    unsigned max_requests; /* per worker before it is recycled; 0: off */
+    unsigned max_requests_jitter;
+    char *forwarded_allow_ips; /* owned; peers trusted for X-Forwarded-* */
 
     char *app_path;            /* owned, resolved against dir */
     int app_line;              /* line of [app] path, 0 if not from the file */

@@ -13,6 +13,26 @@
 #include "cfg.h"
 #include "req.h"
 
+int
+conn_is_trusted(const char *allow, const char *addr)
+{
+    size_t alen = strlen(addr);
+
+    if (strcmp(addr, "unix:") == 0)
+        addr = "unix", alen = 4;
+    while (allow && *allow) {
+        size_t n;
+        while (*allow == ' ' || *allow == ',')
+            allow++;
+        n = strcspn(allow, ", ");
+        if ((n == 1 && *allow == '*') ||
+            (n == alen && strncmp(allow, addr, n) == 0))
+            return 1;
+        allow += n;
+    }
+    return 0;
+}
+
 void
 conn_set_peer(struct conn *c, const struct sockaddr *sa, socklen_t len)
 {

@@ -39,10 +39,15 @@ struct conn {
     unsigned requests;        /* served on this connection */
     char remote_addr[INET6_ADDRSTRLEN + 8];
     char remote_port[8];
+    int trusted;             /* the peer may set X-Forwarded-For/-Proto */
     unsigned listener;       /* index of the listening socket */
     const char *server_name; /* the listener's host, not owned */
     const char *server_port; /* the listener's port, not owned */
 };
+
+/* Whether addr (as in remote_addr) is in the comma-separated allow list
+ * of forwarded_allow_ips ("*" for any, "unix" for unix sockets). */
+int conn_is_trusted(const char *allow, const char *addr);
 
 /* Record the peer address (REMOTE_ADDR/PORT) from accept's sockaddr. */
 void conn_set_peer(struct conn *c, const struct sockaddr *sa, socklen_t len);

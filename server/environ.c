@@ -135,6 +135,39 @@ environ_server_name(struct forkd_req *req)
     return arena_strndup(&req->arena, h, colon ? (size_t)(colon - h) : len);
 }
 
+/* REMOTE_ADDR: the peer, or, from a trusted proxy, the last address of
+ * X-Forwarded-For (the one that proxy saw; earlier ones are the client's
+ * word). */
+static const char *
+environ_remote_addr(struct forkd_req *req)
+{
+    const char *xff, *last;
+    size_t len;
+
+    if (!req->conn->trusted ||
+        (xff = environ_header(req, "X_FORWARDED_FOR")) == NULL)
+        return req->conn->remote_addr;
+    last = strrchr(xff, ',');
+    last = last ? last + 1 : xff;
+    while (*last == ' ' || *last == '\t')
+        last++;
+    len = strcspn(last, " \t");
+    return len ? arena_strndup(&req->arena, last, len) : req->conn->remote_addr;
+}
+
+/* wsgi.url_scheme: https only when a trusted proxy says so. */
+static const char *
+environ_scheme(struct forkd_req *req)
+{
+    const char *proto;
+
+    if (req->conn->trusted &&
+        (proto = environ_header(req, "X_FORWARDED_PROTO")) != NULL &&
+        strcasecmp(proto, "https") == 0)
+        return "https";
+    return "http";
+}
+
 static const char *const environ_names[] = {
     "REQUEST_METHOD",   "SCRIPT_NAME",      "PATH_INFO",
     "QUERY_STRING",     "REQUEST_URI",      "SERVER_PROTOCOL",
@@ -173,11 +206,11 @@ environ_fixed(struct forkd_req *req, size_t i)
     case 9:
         return req->conn->server_port;
     case 10:
-        return req->conn->remote_addr;
+        return environ_remote_addr(req);
     case 11:
         return req->conn->remote_port;
     case 12:
-        return "http";
+        return environ_scheme(req);
     case 13:
         return req->multithread ? "true" : "false";
     case 14:

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -231,4 +232,61 @@ listen_close(struct listener *l, int unlink_path)
     free(l->unix_path);
     l->fd = -1;
     l->addr = l->unix_path = NULL;
+}
+
+int
+listen_adopt(struct listener *l, int fd, const char *addr)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    int type, listening;
+    socklen_t ilen = sizeof(int);
+
+    memset(l, 0, sizeof(*l));
+    l->fd = -1;
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0 ||
+        getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &ilen) < 0 ||
+        getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &ilen) < 0)
+        return -1;
+    if (type != SOCK_STREAM || !listening) {
+        errno = EINVAL;
+        return -1;
+    }
+    l->fd = fd;
+    l->family = ss.ss_family;
+    if (l->family == AF_UNIX) {
+        const struct sockaddr_un *un = (const void *)&ss;
+        l->unix_path = strdup(un->sun_path);
+    }
+    l->addr = strdup(addr ? addr : l->unix_path ? l->unix_path : "inherited");
+    /* Accepted sockets must be non-blocking and not leak into exec. */
+    (void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+    listen_describe(l, &ss);
+    return 0;
+}
+
+int
+listen_is_bound_to(int fd, const char *addr)
+{
+    struct sockaddr_storage want, have;
+    socklen_t wlen, hlen = sizeof(have);
+
+    if (listen_parse(addr, &want, &wlen) < 0 ||
+        getsockname(fd, (struct sockaddr *)&have, &hlen) < 0 ||
+        want.ss_family != have.ss_family)
+        return 0;
+    if (want.ss_family == AF_UNIX)
+        return strcmp(((struct sockaddr_un *)&want)->sun_path,
+                      ((struct sockaddr_un *)&have)->sun_path) == 0;
+    if (want.ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const void *)&want,
+                                 *b = (const void *)&have;
+        return a->sin_port == b->sin_port &&
+               a->sin_addr.s_addr == b->sin_addr.s_addr;
+    }
+    const struct sockaddr_in6 *a = (const void *)&want,
+                              *b = (const void *)&have;
+    return a->sin6_port == b->sin6_port &&
+           memcmp(&a->sin6_addr, &b->sin6_addr, sizeof(a->sin6_addr)) == 0;
 }

@@ -25,6 +25,14 @@ int listen_parse(const char *addr, struct sockaddr_storage *ss, socklen_t *len);
  * when a live server holds a unix path). */
 int listen_open(struct listener *l, const char *addr, int backlog);
 
+/* Use fd, a listening socket handed over by systemd or an upgrading
+ * forkd (takes ownership).  addr may be NULL.  Returns 0 or -1 (ENOTSOCK
+ * or EINVAL: not a listening stream socket). */
+int listen_adopt(struct listener *l, int fd, const char *addr);
+
+/* Whether fd is bound to the address addr names. */
+int listen_is_bound_to(int fd, const char *addr);
+
 /* Close the socket; unlink the unix path if unlink_path. */
 void listen_close(struct listener *l, int unlink_path);
 

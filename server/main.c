@@ -1,13 +1,19 @@
 /* main: the command line.  Builds the configuration (defaults, ini file,
  * options), loads the handler, binds, and hands over to the master. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "app.h"
 #include "cfg.h"
+#include "daemon.h"
 #include "forkd.h"
 #include "listen.h"
 #include "log.h"
@@ -28,6 +34,7 @@ main_usage(FILE *out)
             "file's binds\n"
             "  -w, --workers N     worker processes\n"
             "  -t, --threads T     handler threads per worker\n"
+            "  -D, --daemon        detach once serving (needs error_log)\n"
             "      --check         validate the configuration and the "
             "handler, then exit\n"
             "  -v, --version       print the version\n"
@@ -39,6 +46,8 @@ struct main_args {
     const char *config;
     const char *workers;
     const char *threads;
+    int daemon;
+    char *config_abs; /* owned */
     const char *app;
     char **binds;
     size_t n_binds;
@@ -53,6 +62,7 @@ main_parse(int argc, char **argv, struct main_args *a)
         {"bind", required_argument, NULL, 'b'},
         {"workers", required_argument, NULL, 'w'},
         {"threads", required_argument, NULL, 't'},
+        {"daemon", no_argument, NULL, 'D'},
         {"check", no_argument, NULL, 'C'},
         {"version", no_argument, NULL, 'v'},
         {"help", no_argument, NULL, 'h'},
@@ -62,7 +72,7 @@ main_parse(int argc, char **argv, struct main_args *a)
     a->binds = calloc((size_t)argc, sizeof(*a->binds));
     if (a->binds == NULL)
         return 1;
-    while ((opt = getopt_long(argc, argv, "c:b:w:t:vh", longopts, NULL)) !=
+    while ((opt = getopt_long(argc, argv, "c:b:w:t:Dvh", longopts, NULL)) !=
            -1) {
         switch (opt) {
         case 'c':
@@ -76,6 +86,9 @@ main_parse(int argc, char **argv, struct main_args *a)
             break;
         case 't':
             a->threads = optarg;
+            break;
+        case 'D':
+            a->daemon = 1;
             break;
         case 'C':
             a->check = 1;
@@ -94,6 +107,10 @@ main_parse(int argc, char **argv, struct main_args *a)
     }
     if (optind < argc)
         a->app = argv[optind++];
+    /* HUP and USR2 read the file again, perhaps after chdir. */
+    if (a->config && a->config[0] != '/' &&
+        (a->config_abs = realpath(a->config, NULL)) != NULL)
+        a->config = a->config_abs;
     if (optind < argc) {
         fprintf(stderr, "forkd: unexpected argument \"%s\"\n", argv[optind]);
         return 1;
@@ -101,15 +118,16 @@ main_parse(int argc, char **argv, struct main_args *a)
     return 0;
 }
 
-/* Defaults, then the file, then the command line.  Returns 0 or 1. */
+/* Defaults, then the file, then the command line.  Returns 0, or -1
+ * with the message in err (and nothing left to free). */
 static int
-main_configure(struct cfg *c, const struct main_args *a)
+main_configure(struct cfg *c, char err[CFG_ERR_MAX], void *arg)
 {
-    char err[CFG_ERR_MAX];
+    const struct main_args *a = arg;
 
     if (cfg_init(c) < 0) {
-        fprintf(stderr, "forkd: out of memory\n");
-        return 1;
+        snprintf(err, CFG_ERR_MAX, "out of memory");
+        return -1;
     }
     if (a->config && cfg_load(c, a->config, err) < 0)
         goto fail;
@@ -118,19 +136,15 @@ main_configure(struct cfg *c, const struct main_args *a)
     for (size_t i = 0; i < a->n_binds; i++)
         if (cfg_set(c, "bind", a->binds[i], err) < 0)
             goto fail;
-    if (a->workers && cfg_set(c, "workers", a->workers, err) < 0)
-        goto fail;
-    if (a->threads && cfg_set(c, "threads", a->threads, err) < 0)
-        goto fail;
-    if (a->app && cfg_set(c, "app", a->app, err) < 0)
-        goto fail;
-    if (cfg_check(c, err) < 0)
+    if ((a->workers && cfg_set(c, "workers", a->workers, err) < 0) ||
+        (a->threads && cfg_set(c, "threads", a->threads, err) < 0) ||
+        (a->daemon && cfg_set(c, "daemon", "yes", err) < 0) ||
+        (a->app && cfg_set(c, "app", a->app, err) < 0) || cfg_check(c, err) < 0)
         goto fail;
     return 0;
 fail:
-    fprintf(stderr, "forkd: %s\n", err);
     cfg_fini(c);
-    return 1;
+    return -1;
 }
 
 /* Where a message about the handler path points: FILE:LINE: path, or the
@@ -179,43 +193,221 @@ main_open_logs(const struct cfg *c)
     return -1;
 }
 
-static struct listener *
-main_bind(const struct cfg *c)
-{
-    struct listener *ls = calloc(c->n_binds, sizeof(*ls));
+/* One line for a configuration or start-up error: FILE: KEY: message. */
+static void main_error(const struct cfg *c, int line, const char *key,
+                       const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
-    for (size_t i = 0; ls && i < c->n_binds; i++) {
-        if (listen_open(&ls[i], c->binds[i], (int)c->backlog) == 0)
+static void
+main_error(const struct cfg *c, int line, const char *key, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (c->file && line > 0)
+        fprintf(stderr, "forkd: %s:%d: %s: %s\n", c->file, line, key, msg);
+    else if (c->file)
+        fprintf(stderr, "forkd: %s: %s: %s\n", c->file, key, msg);
+    else
+        fprintf(stderr, "forkd: %s: %s\n", key, msg);
+    if (!log_is_stderr())
+        log_error("%s: %s", key, msg);
+}
+
+/* Mode and owner of a unix socket we created. */
+static int
+main_unix_perms(const struct cfg *c, const struct listener *l)
+{
+    char user[256], err[DAEMON_ERR_MAX];
+    char *group;
+
+    if (chmod(l->unix_path, c->socket_mode) < 0)
+        return -1;
+    if (c->socket_owner[0] == '\0')
+        return 0;
+    snprintf(user, sizeof(user), "%s", c->socket_owner);
+    if ((group = strchr(user, ':')) != NULL)
+        *group++ = '\0';
+    return daemon_chown(l->unix_path, user, group, err);
+}
+
+/* The sockets handed over by an upgrading forkd (FORKD_INHERIT), reused
+ * for the binds they match; the others are closed. */
+static int
+main_inherited(int *fds, int max)
+{
+    const char *env = getenv("FORKD_INHERIT");
+    int n = 0;
+
+    for (const char *p = env; p && *p && n < max;
+         p = strchr(p, ',') ? strchr(p, ',') + 1 : "")
+        fds[n++] = atoi(p);
+    unsetenv("FORKD_INHERIT");
+    return n;
+}
+
+static int
+main_bind_one(const struct cfg *c, struct listener *l, size_t i, int *inh,
+              int n_inh)
+{
+    for (int k = 0; k < n_inh; k++) {
+        if (inh[k] >= 0 && listen_is_bound_to(inh[k], c->binds[i])) {
+            int fd = inh[k];
+            inh[k] = -1;
+            return listen_adopt(l, fd, c->binds[i]);
+        }
+    }
+    if (listen_open(l, c->binds[i], (int)c->backlog) < 0)
+        return -1;
+    return l->family == AF_UNIX ? main_unix_perms(c, l) : 0;
+}
+
+static struct listener *
+main_bind(const struct cfg *c, size_t *n)
+{
+    int inh[64], n_inh, sd = daemon_listen_fds();
+    struct listener *ls;
+
+    if (sd > 0) {
+        /* systemd socket activation: its sockets replace every bind. */
+        if ((ls = calloc((size_t)sd, sizeof(*ls))) == NULL)
+            return NULL;
+        for (int i = 0; i < sd; i++)
+            if (listen_adopt(&ls[i], 3 + i, NULL) < 0) {
+                main_error(c, 0, "LISTEN_FDS", "fd %d: %s", 3 + i,
+                           strerror(errno));
+                free(ls);
+                return NULL;
+            }
+        *n = (size_t)sd;
+        return ls;
+    }
+    n_inh = main_inherited(inh, 64);
+    if ((ls = calloc(c->n_binds, sizeof(*ls))) == NULL)
+        return NULL;
+    for (size_t i = 0; i < c->n_binds; i++) {
+        if (main_bind_one(c, &ls[i], i, inh, n_inh) == 0)
             continue;
-        int saved = errno;
-        if (c->bind_lines[i] > 0)
-            fprintf(stderr, "forkd: %s:%d: bind: %s: %s\n", c->file,
-                    c->bind_lines[i], c->binds[i], strerror(saved));
-        else
-            fprintf(stderr, "forkd: bind: %s: %s\n", c->binds[i],
-                    strerror(saved));
-        if (!log_is_stderr())
-            log_error("bind %s: %s", c->binds[i], strerror(saved));
+        main_error(c, c->bind_lines[i], "bind", "%s: %s", c->binds[i],
+                   strerror(errno));
         while (i-- > 0)
             listen_close(&ls[i], 1);
         free(ls);
         return NULL;
     }
+    for (int k = 0; k < n_inh; k++)
+        if (inh[k] >= 0)
+            close(inh[k]);
+    *n = c->n_binds;
     return ls;
+}
+
+/* Checks that need the system, not the file: run before anything binds. */
+static int
+main_preflight(const struct cfg *c)
+{
+    char err[DAEMON_ERR_MAX];
+    pid_t old;
+
+    if (daemon_check_ids(c->user, c->group, err) < 0) {
+        main_error(
+            c, 0, c->user[0] && strncmp(err, "user", 4) == 0 ? "user" : "group",
+            "%s", strchr(err, ' ') + 1);
+        return -1;
+    }
+    if (c->daemon && (c->error_log == NULL || c->error_log[0] == '\0' ||
+                      strcmp(c->error_log, "-") == 0)) {
+        main_error(c, 0, "daemon",
+                   "a daemon has no standard error: set error_log to a file");
+        return -1;
+    }
+    if (c->pidfile[0] && (old = daemon_pidfile_read(c->pidfile)) > 0 &&
+        (kill(old, 0) == 0 || errno == EPERM)) {
+        main_error(c, 0, "pidfile",
+                   "%s: pid %d in it is alive: is forkd already running?",
+                   c->pidfile, (int)old);
+        return -1;
+    }
+    return 0;
+}
+
+/* Handoff pair inherited from an upgrading master, or -1s. */
+static void
+main_handoff(int out[2])
+{
+    const char *env = getenv("FORKD_HANDOFF");
+
+    out[0] = out[1] = -1;
+    if (env && sscanf(env, "%d,%d", &out[0], &out[1]) == 2) {
+        (void)fcntl(out[0], F_SETFD, FD_CLOEXEC);
+        (void)fcntl(out[1], F_SETFD, FD_CLOEXEC);
+    } else {
+        out[0] = out[1] = -1;
+    }
+    unsetenv("FORKD_HANDOFF");
+}
+
+/* Detach, write the pidfile, leave the working directory: the daemon's
+ * last steps before the master starts. */
+static int
+main_become_daemon(const struct cfg *c)
+{
+    char err[DAEMON_ERR_MAX];
+
+    if (c->daemon && daemon_detach() < 0) {
+        main_error(c, 0, "daemon", "cannot detach: %s", strerror(errno));
+        return -1;
+    }
+    if (c->pidfile[0] && daemon_pidfile_write(c->pidfile, 0, err) < 0) {
+        main_error(c, 0, "pidfile", "%s: %s", c->pidfile, err);
+        return -1;
+    }
+    if (c->chdir[0] && chdir(c->chdir) < 0) {
+        main_error(c, 0, "chdir", "%s: %s", c->chdir, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* After the master: sockets (unix files kept for a successor), pidfile. */
+static void
+main_cleanup(char *pidfile, struct listener *ls, size_t n, int keep_sockets)
+{
+    char old[4096];
+
+    for (size_t i = 0; i < n; i++)
+        listen_close(&ls[i], !keep_sockets);
+    free(ls);
+    if (pidfile && pidfile[0]) {
+        daemon_pidfile_remove(pidfile);
+        snprintf(old, sizeof(old), "%s.oldbin", pidfile);
+        daemon_pidfile_remove(old);
+    }
+    free(pidfile);
 }
 
 int
 main(int argc, char **argv)
 {
     struct main_args args = {0};
+    struct master_hooks hooks = {.configure = main_configure, .arg = &args};
     struct cfg c;
     struct app app;
     struct listener *ls;
-    char err[APP_ERR_MAX];
-    int status = 1;
+    char err[CFG_ERR_MAX > APP_ERR_MAX ? CFG_ERR_MAX : APP_ERR_MAX];
+    char *pidfile;
+    size_t n_ls = 0;
+    int status = 1, keep = 0;
 
-    if (main_parse(argc, argv, &args) != 0 || main_configure(&c, &args) != 0)
+    if (main_parse(argc, argv, &args) != 0)
         goto out_args;
+    if (main_configure(&c, err, &args) < 0) {
+        fprintf(stderr, "forkd: %s\n", err);
+        goto out_args;
+    }
     if (app_open(&app, c.app_path, c.threads, err) < 0) {
         main_app_error(&c, err);
         goto out_cfg;
@@ -225,14 +417,31 @@ main(int argc, char **argv)
         status = 0;
         goto out_app;
     }
-    if (main_open_logs(&c) < 0)
+    umask(c.umask_bits);
+    if (main_preflight(&c) < 0 || main_open_logs(&c) < 0)
         goto out_app;
-    if ((ls = main_bind(&c)) == NULL)
+    if ((ls = main_bind(&c, &n_ls)) == NULL)
         goto out_logs;
-    status = master_run(&c, &app, ls, c.n_binds);
-    for (size_t i = 0; i < c.n_binds; i++)
-        listen_close(&ls[i], 1);
-    free(ls);
+    if (main_become_daemon(&c) < 0) {
+        main_cleanup(NULL, ls, n_ls, 0);
+        goto out_logs;
+    }
+    /* USR2 runs argv[0] again, perhaps from another working directory. */
+    char *exe = strchr(argv[0], '/') && argv[0][0] != '/'
+                    ? realpath(argv[0], NULL)
+                    : NULL;
+    if (exe)
+        argv[0] = exe;
+    hooks.argv = argv;
+    main_handoff(hooks.handoff);
+    pidfile = strdup(c.pidfile);
+    status = master_run(&c, &app, ls, n_ls, &hooks, &keep); /* owns c, app */
+    main_cleanup(pidfile, ls, n_ls, keep);
+    free(exe);
+    log_close();
+    free(args.binds);
+    free(args.config_abs);
+    return status;
 out_logs:
     log_close();
 out_app:
@@ -241,5 +450,6 @@ out_cfg:
     cfg_fini(&c);
 out_args:
     free(args.binds);
+    free(args.config_abs);
     return status;
 }

@@ -5,13 +5,14 @@
 #include <poll.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "app.h"
-#include "cfg.h"
+#include "daemon.h"
 #include "handoff.h"
 #include "listen.h"
 #include "log.h"
@@ -23,19 +24,34 @@
 #define MASTER_MAX_EARLY_DEATHS 10
 #define MASTER_BACKOFF_MAX_MS 5000
 
-struct master {
-    const struct cfg *cfg;
-    struct app *app;
+/* A configuration and its handler, and the workers started with them.  A
+ * reload makes a new generation; the old one's workers retire once the
+ * new one's are all up. */
+struct master_gen {
+    struct cfg cfg;
+    struct app app;
     struct worker_env env;
+    unsigned id;
+};
+
+struct master {
+    struct master_gen *cur;  /* what new workers run */
+    struct master_gen *prev; /* during a reload: what the old ones run */
+    const struct master_hooks *hooks;
     struct sb_slot *sb; /* MASTER_MAX_WORKERS slots, in board */
     struct sb board;
-    unsigned target; /* workers wanted */
+    unsigned gen_of[MASTER_MAX_WORKERS];
+    unsigned char retiring[MASTER_MAX_WORKERS];
+    unsigned next_gen;
+    unsigned target; /* workers wanted of the current generation */
     int ready;       /* the ready line was logged */
     int stopping;    /* 0, SIGTERM (quick) or SIGQUIT (graceful) */
     uint64_t stop_deadline_ms;
     int killed;             /* SIGKILL sent to what was left */
     unsigned early_deaths;  /* in a row */
     uint64_t respawn_at_ms; /* backoff after early deaths */
+    pid_t successor;        /* the new master started by USR2 */
+    int handed_over;        /* a successor took the sockets */
     int exit_status;
 };
 
@@ -70,6 +86,29 @@ master_signals(void)
     return 0;
 }
 
+static void
+master_gen_free(struct master_gen *g)
+{
+    if (g == NULL)
+        return;
+    app_close(&g->app);
+    cfg_fini(&g->cfg);
+    free(g);
+}
+
+/* Workers of the current generation that are not on their way out. */
+static unsigned
+master_count_current(struct master *m, int booted_only)
+{
+    unsigned n = 0;
+
+    for (unsigned i = 0; i < MASTER_MAX_WORKERS; i++)
+        if (m->sb[i].pid > 0 && m->gen_of[i] == m->cur->id && !m->retiring[i] &&
+            (!booted_only || m->sb[i].state == SB_IDLE))
+            n++;
+    return n;
+}
+
 static int
 master_count(struct master *m)
 {
@@ -80,12 +119,22 @@ master_count(struct master *m)
     return n;
 }
 
+/* Signal the workers of generation gen (0: all). */
 static void
-master_kill_all(struct master *m, int sig)
+master_kill(struct master *m, unsigned gen, int sig)
 {
     for (unsigned i = 0; i < MASTER_MAX_WORKERS; i++)
-        if (m->sb[i].pid > 0)
+        if (m->sb[i].pid > 0 && (gen == 0 || m->gen_of[i] == gen))
             (void)kill(m->sb[i].pid, sig); /* it may have just exited */
+}
+
+/* Ask worker i to finish its requests and leave; SIGUSR2 makes it hand
+ * its waiting connections to the other workers instead of closing them. */
+static void
+master_retire(struct master *m, unsigned i, int give_away)
+{
+    m->retiring[i] = 1;
+    (void)kill(m->sb[i].pid, give_away ? SIGUSR2 : SIGQUIT);
 }
 
 static void
@@ -95,6 +144,8 @@ master_spawn(struct master *m, unsigned i)
 
     sb_reset(&m->board, i);
     m->sb[i].state = SB_BOOTING;
+    m->gen_of[i] = m->cur->id;
+    m->retiring[i] = 0;
     pid = fork();
     if (pid < 0) {
         log_error("fork: %s", strerror(errno));
@@ -104,21 +155,51 @@ master_spawn(struct master *m, unsigned i)
     if (pid == 0) {
         close(master_pipe[0]);
         close(master_pipe[1]);
-        worker_run(&m->env, (int)i);
+        worker_run(&m->cur->env, (int)i);
     }
     m->sb[i].pid = pid;
     log_info("worker %u started (pid %d)", i, (int)pid);
 }
 
-/* Start the workers that are missing, lowest slots first. */
+/* Start the workers of the current generation that are missing. */
 static void
 master_fill(struct master *m)
 {
+    unsigned have;
+
     if (m->stopping || sb_now_ms() < m->respawn_at_ms)
         return;
-    for (unsigned i = 0; i < m->target; i++)
-        if (m->sb[i].pid == 0)
+    have = master_count_current(m, 0);
+    for (unsigned i = 0; i < MASTER_MAX_WORKERS && have < m->target; i++) {
+        if (m->sb[i].pid == 0) {
             master_spawn(m, i);
+            have++;
+        }
+    }
+}
+
+static void
+master_stop(struct master *m, int sig)
+{
+    if (m->stopping == SIGTERM || m->stopping == sig)
+        return; /* a quick stop is never made slower */
+    m->stopping = sig;
+    (void)daemon_notify("STOPPING=1");
+    if (sig == SIGQUIT) {
+        log_notice("graceful stop: waiting up to %us for requests in flight",
+                   m->cur->cfg.graceful_timeout_s);
+        m->stop_deadline_ms =
+            sb_now_ms() + m->cur->cfg.graceful_timeout_s * 1000ull;
+        /* After an upgrade the new master's workers take the waiting
+         * connections; without one they are closed. */
+        for (unsigned i = 0; i < MASTER_MAX_WORKERS; i++)
+            if (m->sb[i].pid > 0)
+                master_retire(m, i, m->successor > 0);
+        return;
+    }
+    log_notice("stopping");
+    m->stop_deadline_ms = sb_now_ms() + MASTER_QUICK_STOP_MS;
+    master_kill(m, 0, SIGTERM);
 }
 
 static void
@@ -126,11 +207,7 @@ master_fatal(struct master *m, const char *why)
 {
     log_error("%s; stopping", why);
     m->exit_status = 1;
-    if (!m->stopping) {
-        m->stopping = SIGTERM;
-        m->stop_deadline_ms = sb_now_ms() + MASTER_QUICK_STOP_MS;
-        master_kill_all(m, SIGTERM);
-    }
+    master_stop(m, SIGTERM);
 }
 
 static void
@@ -146,26 +223,29 @@ master_log_exit(unsigned i, pid_t pid, int status, int expected)
                 WEXITSTATUS(status));
 }
 
-/* A worker died: count failures at boot, back off, or give up. */
+/* The new generation cannot start: stop its workers, keep the old one. */
 static void
-master_on_exit(struct master *m, unsigned i, pid_t pid, int status)
+master_abort_reload(struct master *m)
 {
-    int boot = WIFEXITED(status) && WEXITSTATUS(status) == WORKER_EXIT_BOOT;
-    /* Only a worker that never finished init failed at boot: one killed
-     * later, however soon, is replaced at once. */
-    int early = m->sb[i].state == SB_BOOTING;
-    int clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    log_error("reload failed: the new handler did not start in a worker; "
+              "the running one keeps serving");
+    master_kill(m, m->cur->id, SIGTERM);
+    for (unsigned i = 0; i < MASTER_MAX_WORKERS; i++)
+        if (m->gen_of[i] == m->cur->id)
+            m->retiring[i] = 1;
+    master_gen_free(m->cur);
+    m->cur = m->prev;
+    m->prev = NULL;
+    m->target = m->cur->cfg.workers;
+    (void)daemon_notify("READY=1");
+}
 
-    master_log_exit(i, pid, status, m->stopping || (clean && i >= m->target));
-    sb_reset(&m->board, i);
-    if (m->stopping)
-        return;
+/* A worker that never finished init failed at boot: back off, give up. */
+static void
+master_on_boot_failure(struct master *m, unsigned i, int boot)
+{
     if (boot && !m->ready) {
         master_fatal(m, "the handler could not start");
-        return;
-    }
-    if (!boot && !early) {
-        m->early_deaths = 0;
         return;
     }
     if (++m->early_deaths >= MASTER_MAX_EARLY_DEATHS) {
@@ -181,12 +261,60 @@ master_on_exit(struct master *m, unsigned i, pid_t pid, int status)
 }
 
 static void
+master_on_exit(struct master *m, unsigned i, pid_t pid, int status)
+{
+    int boot = WIFEXITED(status) && WEXITSTATUS(status) == WORKER_EXIT_BOOT;
+    int early = m->sb[i].state == SB_BOOTING;
+    int clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    int current = m->gen_of[i] == m->cur->id && !m->retiring[i];
+
+    master_log_exit(i, pid, status,
+                    m->stopping || !current || (clean && !early));
+    sb_reset(&m->board, i);
+    m->retiring[i] = 0;
+    if (m->stopping || !current)
+        return;
+    if (early && m->prev) {
+        master_abort_reload(m);
+        return;
+    }
+    if (early)
+        master_on_boot_failure(m, i, boot);
+    else
+        m->early_deaths = 0;
+}
+
+/* The new master started by USR2 died before taking over. */
+static void
+master_on_successor_exit(struct master *m, int status)
+{
+    const char *pidfile = m->cur->cfg.pidfile;
+    char old[4096];
+
+    log_error("upgrade failed: the new master (pid %d) exited with status "
+              "%d; this one keeps serving",
+              (int)m->successor,
+              WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+    m->successor = 0;
+    if (pidfile[0]) {
+        snprintf(old, sizeof(old), "%s.oldbin", pidfile);
+        if (rename(old, pidfile) < 0)
+            log_warn("pidfile: cannot restore %s: %s", pidfile,
+                     strerror(errno));
+    }
+}
+
+static void
 master_reap(struct master *m)
 {
     int status;
     pid_t pid;
 
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        if (pid == m->successor) {
+            master_on_successor_exit(m, status);
+            continue;
+        }
         for (unsigned i = 0; i < MASTER_MAX_WORKERS; i++) {
             if (m->sb[i].pid == pid) {
                 master_on_exit(m, i, pid, status);
@@ -196,34 +324,150 @@ master_reap(struct master *m)
     }
 }
 
+/* Keys a reload cannot change in a running master: they keep their value
+ * and the operator is told to restart or upgrade (USR2). */
 static void
-master_stop(struct master *m, int sig)
+master_keep_fixed(struct master *m, struct cfg *n)
 {
-    if (m->stopping == SIGTERM || m->stopping == sig)
-        return; /* a quick stop is never made slower */
-    m->stopping = sig;
-    if (sig == SIGQUIT) {
-        log_notice("graceful stop: waiting up to %us for requests in flight",
-                   m->cfg->graceful_timeout_s);
-        m->stop_deadline_ms =
-            sb_now_ms() + m->cfg->graceful_timeout_s * 1000ull;
-    } else {
-        log_notice("stopping");
-        m->stop_deadline_ms = sb_now_ms() + MASTER_QUICK_STOP_MS;
+    const struct cfg *o = &m->cur->cfg;
+    int binds = n->n_binds != o->n_binds;
+
+    for (size_t i = 0; !binds && i < n->n_binds; i++)
+        binds = strcmp(n->binds[i], o->binds[i]) != 0;
+    if (binds)
+        log_warn("reload: bind changed: the sockets stay as they are until "
+                 "a restart or an upgrade (USR2)");
+    if (n->threads > m->board.n_threads) {
+        log_warn("reload: threads = %u is more than at start-up (%zu): "
+                 "keeping %u",
+                 n->threads, m->board.n_threads, o->threads);
+        n->threads = o->threads;
     }
-    master_kill_all(m, sig);
+    if (strcmp(n->user, o->user) || strcmp(n->group, o->group) ||
+        strcmp(n->pidfile, o->pidfile) || n->daemon != o->daemon)
+        log_warn("reload: user, group, pidfile and daemon take effect at "
+                 "the next start only");
 }
 
 static void
-master_resize(struct master *m, int delta)
+master_reload(struct master *m)
 {
-    if (delta > 0 && m->target < MASTER_MAX_WORKERS)
-        m->target++;
-    else if (delta < 0 && m->target > 1) {
-        m->target--;
-        if (m->sb[m->target].pid > 0)
-            (void)kill(m->sb[m->target].pid, SIGQUIT);
+    struct master_gen *g;
+    char err[CFG_ERR_MAX > APP_ERR_MAX ? CFG_ERR_MAX : APP_ERR_MAX];
+
+    if (m->prev || m->stopping) {
+        log_warn("reload: %s; HUP ignored",
+                 m->prev ? "a reload is already under way" : "stopping");
+        return;
     }
+    log_notice("reload: reading the configuration again");
+    (void)daemon_notify("RELOADING=1");
+    if ((g = calloc(1, sizeof(*g))) == NULL ||
+        m->hooks->configure(&g->cfg, err, m->hooks->arg) < 0) {
+        log_error("reload failed: %s; the running configuration stays",
+                  g ? err : "out of memory");
+        free(g);
+        (void)daemon_notify("READY=1");
+        return;
+    }
+    master_keep_fixed(m, &g->cfg);
+    if (app_open(&g->app, g->cfg.app_path, g->cfg.threads, err) < 0) {
+        log_error("reload failed: %s: %s; the running handler stays",
+                  g->cfg.app_path, err);
+        cfg_fini(&g->cfg);
+        free(g);
+        (void)daemon_notify("READY=1");
+        return;
+    }
+    if (log_open(g->cfg.error_log, g->cfg.access_log, g->cfg.log_level) < 0)
+        log_error("reload: cannot open the new logs (%s): keeping the old ones",
+                  strerror(errno));
+    g->env = m->cur->env;
+    g->env.cfg = &g->cfg;
+    g->env.app = &g->app;
+    g->id = ++m->next_gen;
+    m->prev = m->cur;
+    m->cur = g;
+    m->target = g->cfg.workers;
+    m->early_deaths = 0;
+    m->respawn_at_ms = 0;
+    log_notice("reload: starting %u workers with %s", m->target,
+               g->cfg.app_path);
+}
+
+/* The new generation is up: retire the old one. */
+static void
+master_finish_reload(struct master *m)
+{
+    for (unsigned i = 0; i < MASTER_MAX_WORKERS; i++)
+        if (m->sb[i].pid > 0 && m->gen_of[i] != m->cur->id && !m->retiring[i])
+            master_retire(m, i, 1);
+    master_gen_free(m->prev);
+    m->prev = NULL;
+    log_notice("reload done: %u workers, app %s", m->target, m->cur->app.path);
+    (void)daemon_notify("READY=1");
+}
+
+/* USR2: start the binary again (argv[0], perhaps replaced on disk since)
+ * with the listening sockets and the handoff pair inherited.  Both
+ * masters serve until the operator sends QUIT to one of them. */
+static void
+master_upgrade(struct master *m)
+{
+    const struct worker_env *e = &m->cur->env;
+    const char *pidfile = m->cur->cfg.pidfile;
+    char fds[4096] = "", hand[64], old[4096];
+    size_t len = 0;
+    pid_t pid;
+
+    if (m->successor || m->stopping) {
+        log_warn("upgrade: %s; USR2 ignored",
+                 m->successor ? "a new master is already running" : "stopping");
+        return;
+    }
+    for (size_t i = 0; i < e->n_ls && len < sizeof(fds) - 16; i++)
+        len += (size_t)snprintf(fds + len, sizeof(fds) - len, "%s%d",
+                                i ? "," : "", e->ls[i].fd);
+    snprintf(hand, sizeof(hand), "%d,%d", e->handoff[0], e->handoff[1]);
+    snprintf(old, sizeof(old), "%s.oldbin", pidfile);
+    if (pidfile[0] && rename(pidfile, old) < 0)
+        log_warn("upgrade: cannot rename %s: %s", pidfile, strerror(errno));
+    if ((pid = fork()) == 0) {
+        for (size_t i = 0; i < e->n_ls; i++)
+            (void)fcntl(e->ls[i].fd, F_SETFD, 0);
+        (void)fcntl(e->handoff[0], F_SETFD, 0);
+        (void)fcntl(e->handoff[1], F_SETFD, 0);
+        setenv("FORKD_INHERIT", fds, 1);
+        setenv("FORKD_HANDOFF", hand, 1);
+        execvp(m->hooks->argv[0], m->hooks->argv);
+        log_error("upgrade: cannot run %s: %s", m->hooks->argv[0],
+                  strerror(errno));
+        _exit(127);
+    }
+    if (pid < 0) {
+        log_error("upgrade: fork: %s", strerror(errno));
+        if (pidfile[0])
+            (void)rename(old, pidfile);
+        return;
+    }
+    m->successor = pid;
+    m->handed_over = 1;
+    log_notice("upgrade: started %s as pid %d; send QUIT to this master "
+               "(pid %d) once it serves",
+               m->hooks->argv[0], (int)pid, (int)getpid());
+}
+
+/* TTIN/TTOU: one worker more or less; WINCH: none (HUP brings them back). */
+static void
+master_resize(struct master *m, int target)
+{
+    if (target < 0 || target > MASTER_MAX_WORKERS)
+        return;
+    m->target = (unsigned)target;
+    for (unsigned i = MASTER_MAX_WORKERS;
+         i-- > 0 && master_count_current(m, 0) > m->target;)
+        if (m->sb[i].pid > 0 && m->gen_of[i] == m->cur->id && !m->retiring[i])
+            master_retire(m, i, m->target > 0);
     log_notice("workers: %u", m->target);
 }
 
@@ -240,30 +484,39 @@ master_on_signal_event(struct master *m, int sig)
     case SIGQUIT:
         master_stop(m, SIGQUIT);
         break;
+    case SIGHUP:
+        master_reload(m);
+        break;
+    case SIGUSR2:
+        master_upgrade(m);
+        break;
     case SIGUSR1:
         if (log_reopen() < 0)
             log_error("reopening logs: %s", strerror(errno));
-        master_kill_all(m, SIGUSR1);
+        master_kill(m, 0, SIGUSR1);
         break;
     case SIGTTIN:
     case SIGTTOU:
-        if (!m->stopping)
-            master_resize(m, sig == SIGTTIN ? 1 : -1);
+    case SIGWINCH:
+        if (!m->stopping && !m->prev)
+            master_resize(m, sig == SIGWINCH  ? 0
+                             : sig == SIGTTIN ? (int)m->target + 1
+                             : m->target > 1  ? (int)m->target - 1
+                                              : 1);
         break;
     default:
-        /* XXX #5: HUP reload, USR2 upgrade and WINCH. */
-        log_notice("signal %s is not handled yet: ignored", strsignal(sig));
         break;
     }
 }
 
 /* Invariant: a request never runs longer than timeout (DESIGN: the
- * scoreboard).  The worker stamps the start of each request in its slot;
- * a stuck handler cannot stop that check, only SIGKILL stops it. */
+ * scoreboard).  The worker stamps the start of each request in its
+ * thread's entry; a stuck handler cannot stop that check, only SIGKILL
+ * stops it. */
 static void
 master_timeouts(struct master *m)
 {
-    uint64_t now = sb_now_ms(), limit = m->cfg->timeout_s * 1000ull;
+    uint64_t now = sb_now_ms(), limit = m->cur->cfg.timeout_s * 1000ull;
 
     if (limit == 0)
         return;
@@ -280,7 +533,7 @@ master_timeouts(struct master *m)
                      "%us",
                      i, (int)s->pid, SB_REQUEST_MAX, th->request,
                      (unsigned long long)(now - start) / 1000,
-                     m->cfg->timeout_s);
+                     m->cur->cfg.timeout_s);
             (void)kill(s->pid, SIGKILL);
             s->state = SB_STOPPING; /* once */
             break;
@@ -291,13 +544,21 @@ master_timeouts(struct master *m)
 static void
 master_check_ready(struct master *m)
 {
-    if (m->ready || m->stopping)
+    char state[64];
+
+    if (m->stopping || master_count_current(m, 1) < m->target)
         return;
-    for (unsigned i = 0; i < m->target; i++)
-        if (m->sb[i].pid == 0 || m->sb[i].state == SB_BOOTING)
-            return;
+    if (m->prev) {
+        master_finish_reload(m);
+        return;
+    }
+    if (m->ready)
+        return;
     m->ready = 1;
-    log_notice("ready: %u workers, app %s", m->target, m->app->path);
+    log_notice("ready: %u workers, app %s", m->target, m->cur->app.path);
+    snprintf(state, sizeof(state), "READY=1\nMAINPID=%d", (int)getpid());
+    (void)daemon_notify(state);
+    daemon_ready(1);
 }
 
 static int
@@ -305,7 +566,7 @@ master_wait_events(struct master *m)
 {
     struct pollfd p = {.fd = master_pipe[0], .events = POLLIN};
     unsigned char sigs[64];
-    int timeout = m->ready ? 500 : 20;
+    int timeout = m->ready && !m->prev ? 500 : 20;
     ssize_t n;
 
     if (poll(&p, 1, timeout) < 0 && errno != EINTR)
@@ -320,15 +581,14 @@ static void
 master_loop(struct master *m)
 {
     for (;;) {
-        if (master_wait_events(m) < 0) {
+        if (master_wait_events(m) < 0)
             master_fatal(m, "poll on the signal pipe failed");
-        }
         master_reap(m);
         if (m->stopping && master_count(m) == 0)
             return;
         if (m->stopping && !m->killed && sb_now_ms() >= m->stop_deadline_ms) {
             log_warn("workers still running after the stop timeout: killing");
-            master_kill_all(m, SIGKILL);
+            master_kill(m, 0, SIGKILL);
             m->killed = 1;
         }
         master_fill(m);
@@ -337,38 +597,60 @@ master_loop(struct master *m)
     }
 }
 
+static int
+master_init(struct master *m, struct cfg *cfg, struct app *app,
+            struct listener *ls, size_t n_ls, const struct master_hooks *h)
+{
+    if ((m->cur = calloc(1, sizeof(*m->cur))) == NULL || master_signals() < 0 ||
+        sb_open(&m->board, MASTER_MAX_WORKERS, cfg->threads) < 0)
+        return -1;
+    if (h->handoff[0] >= 0) {
+        m->cur->env.handoff[0] = h->handoff[0];
+        m->cur->env.handoff[1] = h->handoff[1];
+    } else if (handoff_open(m->cur->env.handoff) < 0) {
+        return -1;
+    }
+    m->cur->cfg = *cfg; /* moved */
+    m->cur->app = *app;
+    m->cur->id = m->next_gen = 1;
+    m->hooks = h;
+    m->sb = m->board.slots;
+    m->cur->env.cfg = &m->cur->cfg;
+    m->cur->env.app = &m->cur->app;
+    m->cur->env.ls = ls;
+    m->cur->env.n_ls = n_ls;
+    m->cur->env.board = &m->board;
+    m->cur->env.master = getpid();
+    m->target = cfg->workers;
+    return 0;
+}
+
 int
-master_run(const struct cfg *cfg, struct app *app, struct listener *ls,
-           size_t n_ls)
+master_run(struct cfg *cfg, struct app *app, struct listener *ls, size_t n_ls,
+           const struct master_hooks *hooks, int *keep_sockets)
 {
     struct master *m = calloc(1, sizeof(*m));
     int status;
 
-    if (m == NULL || master_signals() < 0 ||
-        sb_open(&m->board, MASTER_MAX_WORKERS, cfg->threads) < 0 ||
-        handoff_open(m->env.handoff) < 0) {
+    if (m == NULL || master_init(m, cfg, app, ls, n_ls, hooks) < 0) {
         log_error("cannot start the master: %s", strerror(errno));
+        daemon_ready(0);
+        free(m ? m->cur : NULL);
         free(m);
         return 1;
     }
-    m->cfg = cfg;
-    m->app = app;
-    m->sb = m->board.slots;
-    m->env.cfg = cfg;
-    m->env.app = app;
-    m->env.ls = ls;
-    m->env.n_ls = n_ls;
-    m->env.board = &m->board; /* handoff[] was set by handoff_open */
-    m->env.master = getpid();
-    m->target = cfg->workers;
     for (size_t i = 0; i < n_ls; i++)
         log_notice("listening on %s", ls[i].name);
     master_loop(m);
     log_notice("stopped");
+    daemon_ready(0); /* no-op once ready was sent */
     status = m->exit_status;
+    *keep_sockets = m->handed_over && m->successor > 0;
     sb_close(&m->board);
-    close(m->env.handoff[0]);
-    close(m->env.handoff[1]);
+    close(m->cur->env.handoff[0]);
+    close(m->cur->env.handoff[1]);
+    master_gen_free(m->prev);
+    master_gen_free(m->cur);
     free(m);
     close(master_pipe[0]);
     close(master_pipe[1]);

@@ -1,18 +1,33 @@
 /* master: the arbiter.  Forks the workers, keeps their number, turns
- * signals into events for its loop, kills workers that overrun timeout,
- * and stops quickly or gracefully.  Never runs handler code. */
+ * signals into events for its loop, reloads the configuration and the
+ * handler (HUP), starts a new binary (USR2), kills workers that overrun
+ * timeout, and stops quickly or gracefully.  Never runs handler code. */
 #ifndef FORKD_MASTER_H
 #define FORKD_MASTER_H
 
 #include <stddef.h>
 
-struct cfg;
+#include "cfg.h"
+
 struct app;
 struct listener;
 
+struct master_hooks {
+    /* Build the configuration anew, as at start-up (the same file and
+     * command line).  Returns 0, or -1 with the message in err. */
+    int (*configure)(struct cfg *c, char err[CFG_ERR_MAX], void *arg);
+    void *arg;
+    char *const *argv; /* to start a new binary on USR2: argv[0] is it */
+    int handoff[2];    /* inherited from an upgrading master, or -1 */
+};
+
 /* Run the master until it is told to stop or the workers cannot start.
- * Returns the process exit status (0 after a requested stop). */
-int master_run(const struct cfg *cfg, struct app *app, struct listener *ls,
-               size_t n_ls);
+ * Takes ownership of *cfg and *app (moved: the caller must not fini them).
+ * *keep_sockets is set when a new master took over the listening sockets
+ * (after USR2), so that unix socket files must not be removed.  Returns
+ * the process exit status (0 after a requested stop). */
+int master_run(struct cfg *cfg, struct app *app, struct listener *ls,
+               size_t n_ls, const struct master_hooks *hooks,
+               int *keep_sockets);
 
 #endif

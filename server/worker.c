@@ -17,6 +17,7 @@
 #include "app.h"
 #include "cfg.h"
 #include "conn.h"
+#include "daemon.h"
 #include "environ.h"
 #include "handoff.h"
 #include "listen.h"
@@ -81,6 +82,7 @@ struct worker {
     int stopping;
     int pid;
     unsigned n_threads;
+    unsigned max_requests; /* with its jitter; 0: no limit */
     struct worker_thread *threads;
     pthread_mutex_t lock;
     pthread_t watchdog;
@@ -89,6 +91,7 @@ struct worker {
 };
 
 static volatile sig_atomic_t worker_quit;
+static volatile sig_atomic_t worker_retire; /* quit, giving connections away */
 static volatile sig_atomic_t worker_reopen;
 /* The mask during epoll_pwait: QUIT and USR1 are blocked everywhere else,
  * so they arrive only between requests and never interrupt a handler's
@@ -101,6 +104,8 @@ worker_on_signal(int sig)
 {
     if (sig == SIGQUIT)
         worker_quit = 1;
+    else if (sig == SIGUSR2)
+        worker_retire = worker_quit = 1;
     else if (sig == SIGUSR1)
         worker_reopen = 1;
 }
@@ -113,8 +118,7 @@ worker_signals(void)
     struct sigaction sa = {.sa_handler = worker_on_signal,
                            .sa_flags = SA_RESTART};
     static const int dfl[] = {SIGTERM, SIGINT, SIGCHLD, SIGALRM};
-    static const int ign[] = {SIGPIPE,  SIGHUP,  SIGUSR2,
-                              SIGWINCH, SIGTTIN, SIGTTOU};
+    static const int ign[] = {SIGPIPE, SIGHUP, SIGWINCH, SIGTTIN, SIGTTOU};
     sigset_t blocked;
 
     for (size_t i = 0; i < sizeof(dfl) / sizeof(dfl[0]); i++)
@@ -124,10 +128,12 @@ worker_signals(void)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGQUIT, &sa, NULL);
     sigaction(SIGUSR1, &sa, NULL);
+    sigaction(SIGUSR2, &sa, NULL);
     sigemptyset(&worker_wait_mask);
     sigemptyset(&blocked);
     sigaddset(&blocked, SIGQUIT);
     sigaddset(&blocked, SIGUSR1);
+    sigaddset(&blocked, SIGUSR2);
     sigprocmask(SIG_SETMASK, &blocked, NULL);
 }
 
@@ -451,6 +457,7 @@ worker_accept(struct worker_thread *t, struct listener *l)
     c->server_name = l->host;
     c->server_port = l->port;
     conn_set_peer(c, (struct sockaddr *)&ss, len);
+    c->trusted = conn_is_trusted(w->cfg->forwarded_allow_ips, c->remote_addr);
     worker_readable(t, c);
 }
 
@@ -483,6 +490,7 @@ worker_take(struct worker_thread *t)
     memcpy(c->remote_port, meta.remote_port, sizeof(c->remote_port));
     c->remote_addr[sizeof(c->remote_addr) - 1] = '\0';
     c->remote_port[sizeof(c->remote_port) - 1] = '\0';
+    c->trusted = conn_is_trusted(w->cfg->forwarded_allow_ips, c->remote_addr);
     c->listener = meta.listener < w->n_ls ? meta.listener : 0;
     c->server_name = w->ls[c->listener].host;
     c->server_port = w->ls[c->listener].port;
@@ -491,7 +499,7 @@ worker_take(struct worker_thread *t)
 
 /* Pass c, which has a request coming while every thread of this worker is
  * busy, to the handoff queue that idle workers read.  Watchdog thread. */
-static void
+static int
 worker_give(struct worker *w, struct conn *c)
 {
     struct handoff_meta meta = {.len = (uint32_t)c->len,
@@ -507,11 +515,12 @@ worker_give(struct worker *w, struct conn *c)
     if (c->len <= RESPONSE_BODY_BUF &&
         handoff_send(w->handoff_tx, c->fd, &meta, c->buf) == 0) {
         worker_close(w, c);
-        return;
+        return 0;
     }
     log_debug("handoff of %s %s: %s", c->remote_addr, c->remote_port,
               c->len > RESPONSE_BODY_BUF ? "too big" : strerror(errno));
     worker_park(w, c, c->state); /* it waits here; re-armed if oneshot */
+    return -1;
 }
 
 /* Give every waiting connection that has bytes coming away. */
@@ -620,10 +629,13 @@ worker_expire(struct worker_thread *t)
     }
 }
 
-/* Graceful stop: no new connections; waiting ones close (none has a
- * request in flight), threads wake through stop_fd and leave. */
+/* Graceful stop: no new connections; waiting ones (none has a request in
+ * flight) are closed, or, when the worker retires while others serve on
+ * (reload, fewer workers, max_requests), given to them through the handoff
+ * queue so that a kept-alive client never finds its connection closed.
+ * The other threads wake through stop_fd and leave. */
 static void
-worker_begin_stop(struct worker *w)
+worker_begin_stop(struct worker *w, int give)
 {
     uint64_t one = 1;
     struct conn *c;
@@ -633,8 +645,14 @@ worker_begin_stop(struct worker *w)
     for (size_t i = 0; i < w->n_ls; i++)
         (void)epoll_ctl(w->ep, EPOLL_CTL_DEL, w->ls[i].fd, NULL);
     (void)epoll_ctl(w->ep, EPOLL_CTL_DEL, w->handoff_rx, NULL);
-    while ((c = pool_oldest(&w->pool)) != NULL)
+    while ((c = w->pool.closing.head) != NULL)
         worker_close(w, c);
+    while ((c = pool_oldest(&w->pool)) != NULL) {
+        if (give && (c->state == CONN_IDLE || c->state == CONN_READING) &&
+            worker_give(w, c) == 0)
+            continue;
+        worker_close(w, c);
+    }
     (void)write(w->stop_fd, &one, sizeof(one)); /* it never fills */
 }
 
@@ -686,7 +704,13 @@ worker_loop(struct worker_thread *t)
             (void)log_reopen(); /* the master reports failures */
         }
         if (worker_quit && !w->stopping)
-            worker_begin_stop(w);
+            worker_begin_stop(w, worker_retire);
+        else if (w->max_requests && w->slot->requests >= w->max_requests &&
+                 !w->stopping) {
+            log_info("max_requests (%u) served: recycling this worker",
+                     w->max_requests);
+            worker_begin_stop(w, 1);
+        }
         worker_expire(t);
     }
     pthread_mutex_unlock(&w->lock);
@@ -745,6 +769,11 @@ worker_setup(struct worker *w, const struct worker_env *env, int index)
                              cfg->limit_request_head, cfg->limit_request_body};
     w->pid = (int)getpid();
     w->n_threads = cfg->threads;
+    /* Jitter, so that workers started together are not recycled together. */
+    w->max_requests = cfg->max_requests;
+    if (cfg->max_requests && cfg->max_requests_jitter)
+        w->max_requests += (unsigned)((unsigned)w->pid * 2654435761u %
+                                      (cfg->max_requests_jitter + 1u));
     w->threads = calloc(w->n_threads, sizeof(*w->threads));
     if (w->threads == NULL)
         return -1;
@@ -843,6 +872,11 @@ worker_run(const struct worker_env *env, int index)
         log_error("worker %d: cannot start: %s", index, strerror(errno));
         _exit(WORKER_EXIT_BOOT);
     }
+    char err[DAEMON_ERR_MAX];
+    if (daemon_drop(w.cfg->user, w.cfg->group, err) < 0) {
+        log_error("worker %d: %s", index, err);
+        _exit(WORKER_EXIT_BOOT);
+    }
     if (app_init(w.app, w.cfg->opts, w.cfg->n_opts) < 0) {
         log_error("worker %d: %s: init failed", index, w.app->path);
         _exit(WORKER_EXIT_BOOT);
@@ -860,7 +894,7 @@ worker_run(const struct worker_env *env, int index)
         status = 1;
     if (!w.stopping) {
         pthread_mutex_lock(&w.lock);
-        worker_begin_stop(&w); /* wake the other threads to leave too */
+        worker_begin_stop(&w, 0); /* wake the other threads to leave too */
         pthread_mutex_unlock(&w.lock);
     }
     worker_join_threads(&w);

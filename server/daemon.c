@@ -1,0 +1,234 @@
+#include "daemon.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static int daemon_pipe = -1; /* to the waiting parent, in the child */
+
+int
+daemon_detach(void)
+{
+    int fds[2];
+    pid_t pid;
+    char ok = 0;
+
+    if (pipe2(fds, O_CLOEXEC) < 0 || (pid = fork()) < 0)
+        return -1;
+    if (pid > 0) {
+        int status;
+        close(fds[1]);
+        /* A byte: the daemon is serving.  EOF without it: it failed (its
+         * reason is in the error log, or on our stderr before that). */
+        ssize_t n = read(fds[0], &ok, 1);
+        if (n <= 0)
+            (void)waitpid(pid, &status, WNOHANG);
+        _exit(n == 1 && ok == 1 ? 0 : 1);
+    }
+    close(fds[0]);
+    daemon_pipe = fds[1];
+    return setsid() < 0 ? -1 : 0;
+}
+
+void
+daemon_ready(int ok)
+{
+    char b = ok ? 1 : 0;
+    int fd;
+
+    if (daemon_pipe < 0)
+        return;
+    if ((fd = open("/dev/null", O_RDWR)) >= 0) {
+        dup2(fd, 0);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        if (fd > 2)
+            close(fd);
+    }
+    (void)write(daemon_pipe, &b, 1); /* the parent may be gone: fine */
+    close(daemon_pipe);
+    daemon_pipe = -1;
+}
+
+pid_t
+daemon_pidfile_read(const char *path)
+{
+    char buf[32];
+    ssize_t n;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    long pid;
+
+    if (fd < 0)
+        return -1;
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    pid = strtol(buf, NULL, 10);
+    return pid > 0 ? (pid_t)pid : -1;
+}
+
+int
+daemon_pidfile_write(const char *path, pid_t allow_pid,
+                     char err[DAEMON_ERR_MAX])
+{
+    char tmp[4096], line[32];
+    pid_t old = daemon_pidfile_read(path);
+    int fd, len;
+
+    if (old > 0 && old != getpid() && old != allow_pid &&
+        (kill(old, 0) == 0 || errno == EPERM)) {
+        snprintf(err, DAEMON_ERR_MAX,
+                 "pid %d in it is alive: is forkd already running?", (int)old);
+        errno = EEXIST;
+        return -1;
+    }
+    snprintf(tmp, sizeof(tmp), "%s.%d.tmp", path, (int)getpid());
+    len = snprintf(line, sizeof(line), "%d\n", (int)getpid());
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0 || write(fd, line, (size_t)len) != len || close(fd) < 0 ||
+        rename(tmp, path) < 0) {
+        snprintf(err, DAEMON_ERR_MAX, "cannot write: %s", strerror(errno));
+        if (fd >= 0)
+            (void)unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+void
+daemon_pidfile_remove(const char *path)
+{
+    if (path && path[0] && daemon_pidfile_read(path) == getpid())
+        (void)unlink(path);
+}
+
+static int
+daemon_ids(const char *user, const char *group, uid_t *uid, gid_t *gid,
+           char err[DAEMON_ERR_MAX])
+{
+    struct passwd *pw = NULL;
+    struct group *gr;
+
+    *uid = (uid_t)-1;
+    *gid = (gid_t)-1;
+    if (user && user[0]) {
+        if ((pw = getpwnam(user)) == NULL) {
+            snprintf(err, DAEMON_ERR_MAX, "user: no user \"%s\"", user);
+            return -1;
+        }
+        *uid = pw->pw_uid;
+        *gid = pw->pw_gid;
+    }
+    if (group && group[0]) {
+        if ((gr = getgrnam(group)) == NULL) {
+            snprintf(err, DAEMON_ERR_MAX, "group: no group \"%s\"", group);
+            return -1;
+        }
+        *gid = gr->gr_gid;
+    }
+    return 0;
+}
+
+int
+daemon_check_ids(const char *user, const char *group, char err[DAEMON_ERR_MAX])
+{
+    uid_t uid;
+    gid_t gid;
+
+    return daemon_ids(user, group, &uid, &gid, err);
+}
+
+int
+daemon_chown(const char *path, const char *user, const char *group,
+             char err[DAEMON_ERR_MAX])
+{
+    uid_t uid;
+    gid_t gid;
+
+    if (daemon_ids(user, group, &uid, &gid, err) < 0)
+        return -1;
+    if (user == NULL || user[0] == '\0')
+        uid = (uid_t)-1; /* group only: keep the owner */
+    return chown(path, uid, gid);
+}
+
+int
+daemon_drop(const char *user, const char *group, char err[DAEMON_ERR_MAX])
+{
+    uid_t uid;
+    gid_t gid;
+
+    if (daemon_ids(user, group, &uid, &gid, err) < 0)
+        return -1;
+    /* Group first: once the uid is dropped, the gid can no longer be. */
+    if (gid != (gid_t)-1 &&
+        (setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0)) {
+        snprintf(err, DAEMON_ERR_MAX, "group: cannot switch: %s",
+                 strerror(errno));
+        return -1;
+    }
+    if (uid != (uid_t)-1) {
+        if (initgroups(user, gid) < 0 || setresuid(uid, uid, uid) < 0) {
+            snprintf(err, DAEMON_ERR_MAX, "user: cannot switch: %s",
+                     strerror(errno));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int
+daemon_notify(const char *state)
+{
+    const char *path = getenv("NOTIFY_SOCKET");
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    size_t len;
+    int fd, rc;
+
+    if (path == NULL || path[0] == '\0')
+        return 0;
+    len = strlen(path);
+    if ((path[0] != '/' && path[0] != '@') || len >= sizeof(sa.sun_path)) {
+        errno = EINVAL;
+        return -1;
+    }
+    memcpy(sa.sun_path, path, len);
+    if (sa.sun_path[0] == '@')
+        sa.sun_path[0] = '\0'; /* abstract namespace */
+    if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)) < 0)
+        return -1;
+    rc = sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&sa,
+                (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len));
+    close(fd);
+    return rc < 0 ? -1 : 0;
+}
+
+int
+daemon_listen_fds(void)
+{
+    const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
+    long n;
+
+    if (pid == NULL || fds == NULL || strtol(pid, NULL, 10) != getpid())
+        return 0;
+    n = strtol(fds, NULL, 10);
+    unsetenv("LISTEN_PID");
+    unsetenv("LISTEN_FDS");
+    unsetenv("LISTEN_FDNAMES");
+    if (n <= 0 || n > 1000)
+        return 0;
+    for (int fd = 3; fd < 3 + n; fd++)
+        (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+    return (int)n;
+}
