@@ -93,6 +93,10 @@ environ_header(struct forkd_req *req, const char *suffix)
     size_t total = 0, n = 0;
     char *out, *p;
 
+    /* An absolute-form target's authority replaces Host (RFC 9112 3.2.2),
+     * so that the handler never sees the ignored one. */
+    if (req->head.host_from_target && strcmp(suffix, "HOST") == 0)
+        return arena_strndup(&req->arena, req->head.host, req->head.host_len);
     for (size_t i = 0; i < req->head.n_headers; i++) {
         const struct http_header *hd = &req->head.headers[i];
         if (environ_is_http(hd) && environ_header_matches(hd, suffix)) {

@@ -2,6 +2,7 @@
 
 #include <http_parser.h>
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,19 +145,47 @@ http_parse_line(struct http_head *h, char *line, size_t len)
 }
 
 /* Host = uri-host [ ":" port ]: reg-name, IPv4 or [IP-literal]. */
+/* reg-name characters: unreserved, pct-encoded and sub-delims. */
+static int
+http_is_regname_char(unsigned char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+           (c >= 'A' && c <= 'Z') || (c && strchr("-._~%!$&'()*+,;=", c));
+}
+
+/* uri-host [ ":" port ] (RFC 9110 7.2, RFC 3986 3.2.2): a reg-name or IPv4
+ * address, or an IP-literal in brackets; the port is digits. */
 static int
 http_is_host(const char *s, size_t len)
 {
-    static const char ok[] = "-._~!$&'()*+,;=:[]%";
+    size_t i = 0;
 
-    if (len == 0)
-        return 0;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
-              (c >= 'A' && c <= 'Z') || strchr(ok, c)))
-            return 0;
+    if (len > 0 && s[0] == '[') {
+        for (i = 1; i < len && s[i] != ']'; i++)
+            if (!(isxdigit((unsigned char)s[i]) || s[i] == ':' || s[i] == '.' ||
+                  s[i] == 'v' || s[i] == 'V'))
+                return 0;
+        if (i == len || i == 1)
+            return 0; /* unclosed or empty literal */
+        i++;
+    } else {
+        while (i < len && http_is_regname_char((unsigned char)s[i]))
+            i++;
     }
+    if (i < len && s[i] == ':')
+        for (i++; i < len && s[i] >= '0' && s[i] <= '9'; i++)
+            ;
+    return i == len;
+}
+
+/* pchar, "/" and "?" (RFC 3986 3.3, 3.4): what a path and query may hold;
+ * "#", spaces, quotes, <>, \, ^, `, {, | and } must be percent-encoded. */
+static int
+http_is_path_chars(const char *s)
+{
+    for (; *s; s++)
+        if (!http_is_regname_char((unsigned char)*s) && !strchr(":@/?", *s))
+            return 0;
     return 1;
 }
 
@@ -170,9 +199,10 @@ http_parse_target(struct http_head *h)
         strncasecmp(t, "https://", 8) == 0) {
         const char *auth = strstr(t, "//") + 2;
         size_t alen = strcspn(auth, "/?");
-        if (!http_is_host(auth, alen) || memchr(auth, '@', alen))
-            return 400;
+        if (alen == 0 || auth[0] == ':' || !http_is_host(auth, alen))
+            return 400; /* also userinfo ("@"), not allowed in http URIs */
         h->host = auth;
+        h->host_from_target = 1;
         h->host_len = alen;
         t = auth + alen;
         if (*t == '\0')
@@ -187,6 +217,8 @@ http_parse_target(struct http_head *h)
     } else if (t[0] != '/') {
         return strcmp(h->method, "CONNECT") == 0 ? 501 : 400;
     }
+    if (!http_is_path_chars(t))
+        return 400;
     if (*t == '?') {
         h->path = "/";
         h->path_len = 1;
@@ -211,11 +243,28 @@ http_is_digits(const char *s, size_t len)
     return 1;
 }
 
+/* Whether a Connection field value lists token (case-insensitive). */
+static int
+http_has_token(const char *v, const char *token)
+{
+    size_t n = strlen(token);
+
+    while (*v) {
+        while (*v == ' ' || *v == '\t' || *v == ',')
+            v++;
+        size_t len = strcspn(v, " \t,");
+        if (len == n && strncasecmp(v, token, n) == 0)
+            return 1;
+        v += len;
+    }
+    return 0;
+}
+
 /* Framing and the fields the server itself acts on (RFC 9112 6, 9110 7.2). */
 static int
 http_check_fields(struct http_head *h, const struct http_limits *lim)
 {
-    int hosts = 0, te = 0, cl = 0;
+    int hosts = 0, te = 0, cl = 0, close = 0, keep = 0;
 
     for (size_t i = 0; i < h->n_headers; i++) {
         const struct http_header *hd = &h->headers[i];
@@ -236,6 +285,9 @@ http_check_fields(struct http_head *h, const struct http_limits *lim)
             if (strcasecmp(hd->value, "chunked") != 0)
                 return 501;
             h->chunked = 1;
+        } else if (http_name_is(hd, "connection")) {
+            close |= http_has_token(hd->value, "close");
+            keep |= http_has_token(hd->value, "keep-alive");
         } else if (http_name_is(hd, "content-type")) {
             h->content_type = hd->value;
         } else if (http_name_is(hd, "expect")) {
@@ -246,6 +298,8 @@ http_check_fields(struct http_head *h, const struct http_limits *lim)
     }
     if ((h->minor == 1 && hosts == 0) || (te && cl) || (te && h->minor == 0))
         return 400;
+    /* RFC 9112 9.3: persistent by default in 1.1, on request in 1.0. */
+    h->keep_alive = !close && (h->minor == 1 || keep);
     if (h->content_length) {
         h->body_length = strtoull(h->content_length, NULL, 10);
         if (lim->body && h->body_length > lim->body)
@@ -277,7 +331,7 @@ static const http_parser_settings http_settings = {
 /* Cross-check the head with http-parser.  Returns 0, 400, or 501 for a
  * method it does not know (RFC 9110 9.1). */
 static int
-http_run_parser(struct http_head *h, const char *buf, size_t head_len)
+http_run_parser(const char *buf, size_t head_len)
 {
     http_parser p;
     size_t n;
@@ -286,11 +340,17 @@ http_run_parser(struct http_head *h, const char *buf, size_t head_len)
     n = http_parser_execute(&p, &http_settings, buf, head_len);
     if (HTTP_PARSER_ERRNO(&p) == HPE_INVALID_METHOD)
         return 501;
+    /* It refuses OWS after the digits ("5\t"), which RFC 9112 5 allows;
+     * our own check of Content-Length is the strict one. */
+    if (HTTP_PARSER_ERRNO(&p) == HPE_INVALID_CONTENT_LENGTH)
+        return 0;
+    /* Its compiled-in 80 KiB head limit is not ours: limit_request_head. */
+    if (HTTP_PARSER_ERRNO(&p) == HPE_HEADER_OVERFLOW)
+        return 0;
     if ((HTTP_PARSER_ERRNO(&p) != HPE_OK &&
          HTTP_PARSER_ERRNO(&p) != HPE_PAUSED) ||
         n != head_len)
         return 400;
-    h->keep_alive = http_should_keep_alive(&p);
     return 0;
 }
 
@@ -305,7 +365,7 @@ http_parse_head(struct http_head *h, char *buf, size_t head_len,
     h->headers = headers;
     /* http-parser first, while the head is intact; its verdict counts only
      * after ours, which gives the precise status. */
-    parser_status = http_run_parser(h, buf, head_len);
+    parser_status = http_run_parser(buf, head_len);
     /* The scan guarantees every line ends in CRLF and the head in CRLFCRLF. */
     char *eol = memchr(line, '\r', (size_t)(end - line));
     if ((status = http_parse_line(h, line, (size_t)(eol - line))) != 0)

@@ -52,6 +52,7 @@ struct http_head {
     const char *query;    /* after '?', or "" */
     const char *protocol; /* "HTTP/1.0" or "HTTP/1.1" */
     const char *host;     /* from an absolute-form target or Host, or NULL */
+    int host_from_target; /* absolute-form: Host is ignored (RFC 9112 3.2.2) */
     size_t host_len;
     const char *content_type;    /* or NULL */
     const char *content_length;  /* digits, or NULL */

@@ -228,7 +228,11 @@ worker_refuse(struct worker_thread *t, struct conn *c, int status,
 {
     struct worker *w = t->w;
     uint64_t start = log_has_access() ? worker_clock_us(CLOCK_REALTIME) : 0;
-    int head_only = h && h->method && strcmp(h->method, "HEAD") == 0;
+    /* A head refused before it was parsed may still be a HEAD request,
+     * whose answer has no content (RFC 9110 9.3.2). */
+    int head_only = h && h->method ? strcmp(h->method, "HEAD") == 0
+                                   : c->buf && c->len >= 5 &&
+                                         memcmp(c->buf, "HEAD ", 5) == 0;
 
     t->refused = 1;
     (void)response_send_error(c, status, head_only, w->cfg->send_timeout_s);
