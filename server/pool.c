@@ -26,12 +26,9 @@ pool_init(struct pool *p, size_t n, size_t buf_cap, int ep, int oneshot)
     p->buf_cap = buf_cap;
     p->ep = ep;
     p->oneshot = oneshot;
-    for (size_t i = n; i-- > 0;) {
-        p->conns[i].fd = -1;
-        p->conns[i].index = (uint32_t)i;
-        p->conns[i].next = p->free;
-        p->free = &p->conns[i];
-    }
+    /* Connections past p->fresh were never used: calloc's untouched pages
+     * cost no memory until a worker really holds that many. */
+    p->fresh = 0;
     return 0;
 }
 
@@ -79,7 +76,7 @@ pool_list_append(struct pool_list *l, struct conn *c)
 void
 pool_fini(struct pool *p)
 {
-    for (size_t i = 0; p->conns && i < p->n; i++)
+    for (size_t i = 0; p->conns && i < p->fresh; i++)
         if (p->conns[i].fd >= 0)
             pool_close(p, &p->conns[i]);
     for (size_t i = 0; i < p->n_free_bufs; i++)
@@ -95,6 +92,11 @@ pool_get(struct pool *p, int fd)
     struct conn *c = p->free;
     uint32_t index, gen;
 
+    if (c == NULL && p->fresh < p->n) {
+        c = &p->conns[p->fresh];
+        c->index = (uint32_t)p->fresh++;
+        c->next = NULL;
+    }
     if (c == NULL)
         return NULL;
     p->free = c->next;
@@ -234,7 +236,7 @@ pool_lookup(struct pool *p, uint64_t key)
     uint32_t index = (uint32_t)key;
     struct conn *c;
 
-    if (index >= p->n)
+    if (index >= p->fresh)
         return NULL;
     c = &p->conns[index];
     return c->fd >= 0 && c->gen == (uint32_t)(key >> 32) ? c : NULL;

@@ -21,6 +21,7 @@ struct pool {
     struct conn *conns; /* n, owned */
     size_t n;
     struct conn *free;
+    size_t fresh; /* conns[fresh..n) were never handed out */
     size_t used;
     struct pool_list idle, reading, closing;
     char **free_bufs; /* buffers not lent; n entries; owned */
