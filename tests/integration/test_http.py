@@ -480,6 +480,39 @@ class ConcurrencyTest(unittest.TestCase):
                 for c in conns:
                     c.close()
 
+    def test_keepalive_handoff_twelve_connections(self):
+        """Issue 7: 3 sync workers, 12 kept-alive connections that served
+        one request each, 2 workers busy with 1-second requests, then one
+        request on each of the 12: all answered well under the second."""
+        with Server("sleep", workers=3, server={"keepalive": 30}) as s:
+            conns = []
+            try:
+                for _ in range(12):
+                    c = Conn(s.port)
+                    c.send(b"GET /?ms=1 HTTP/1.1\r\nHost: x\r\n\r\n")
+                    self.assertEqual(c.read_response(timeout=3).status, 200)
+                    conns.append(c)
+                busy = [Conn(s.port) for _ in range(2)]
+                conns.extend(busy)
+                for b in busy:
+                    b.send(b"GET /?ms=1000 HTTP/1.1\r\nHost: x\r\n\r\n")
+                time.sleep(0.2)
+                t0 = time.monotonic()
+                for c in conns[:12]:
+                    c.send(b"GET /?ms=1 HTTP/1.1\r\nHost: x\r\n\r\n")
+                worst = 0.0
+                for c in conns[:12]:
+                    r = c.read_response(timeout=3)
+                    self.assertEqual(r.status, 200)
+                    worst = max(worst, time.monotonic() - t0)
+                self.assertLess(worst, 0.5, "a request waited for a busy "
+                                "worker while one was idle")
+                for b in busy:
+                    self.assertEqual(b.read_response(timeout=3).status, 200)
+            finally:
+                for c in conns:
+                    c.close()
+
 
 if __name__ == "__main__":
     unittest.main()
