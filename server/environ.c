@@ -136,6 +136,8 @@ environ_server_name(struct forkd_req *req)
     colon = memrchr(h, ':', len);
     if (colon && memchr(colon, ']', len - (size_t)(colon - h)))
         colon = NULL; /* the colon is inside an IPv6 literal */
+    if (colon == h)
+        return req->conn->server_name; /* ":8080": no host to name */
     return arena_strndup(&req->arena, h, colon ? (size_t)(colon - h) : len);
 }
 
@@ -271,11 +273,17 @@ environ_is_first(struct forkd_req *req, size_t i)
 static int
 environ_build(struct forkd_req *req)
 {
-    size_t cap = 2 * (ENVIRON_N_FIXED + req->head.n_headers), n = 0;
+    size_t cap = 2 * (ENVIRON_N_FIXED + req->head.n_headers + 1), n = 0;
     const char **env = arena_alloc(&req->arena, cap * sizeof(*env));
+    const char *host = forkd_getenv(req, "HTTP_HOST");
 
     if (env == NULL)
         return -1;
+    /* An absolute-form target gives HTTP_HOST even without a Host field. */
+    if (host && req->head.host_from_target) {
+        env[n++] = "HTTP_HOST";
+        env[n++] = host;
+    }
     for (size_t i = 0; i < ENVIRON_N_FIXED; i++) {
         const char *v = environ_fixed(req, i);
         if (v) {
@@ -285,7 +293,8 @@ environ_build(struct forkd_req *req)
     }
     for (size_t i = 0; i < req->head.n_headers; i++) {
         const struct http_header *hd = &req->head.headers[i];
-        if (!environ_is_http(hd) || !environ_is_first(req, i))
+        if (!environ_is_http(hd) || !environ_is_first(req, i) ||
+            (req->head.host_from_target && http_name_is(hd, "host")))
             continue;
         char *name = environ_http_name(req, hd);
         const char *v = name ? environ_header(req, name + 5) : NULL;
