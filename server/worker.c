@@ -1,6 +1,7 @@
 #include "worker.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -34,6 +35,7 @@
 #define WORKER_LINGER_MS 2000 /* input discarded after an error, at most */
 #define WORKER_WATCH_MS 5     /* the watchdog's period */
 #define WORKER_HANDOFF_MS 5   /* busy longer: waiting requests go elsewhere */
+#define WORKER_HANDOFF_CPU_MS 50 /* the same for a handler using the CPU */
 #define WORKER_WATCH_STACK 65536
 
 /* epoll keys of the worker's own descriptors; connections use pool keys,
@@ -55,6 +57,7 @@ struct worker_thread {
     struct forkd_req req;
     struct sb_thread *sb;
     _Atomic uint64_t busy_since_ms; /* 0 when not in a handler */
+    atomic_int stat_fd;             /* /proc/self/task/TID/stat, or -1 */
     uint64_t log_since_ms;          /* first unflushed access line, or 0 */
     int refused; /* the last request was answered by the server itself */
 };
@@ -545,7 +548,27 @@ worker_give_ready(struct worker *w)
     }
 }
 
-/* Whether every thread has been in a handler for WORKER_HANDOFF_MS. */
+/* Whether thread t is running or waiting for a CPU (state R), rather than
+ * sleeping in I/O. */
+static int
+worker_is_running(struct worker_thread *t)
+{
+    char buf[256], *end;
+    int fd = atomic_load(&t->stat_fd);
+    ssize_t n = fd >= 0 ? pread(fd, buf, sizeof(buf) - 1, 0) : -1;
+
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    end = strrchr(buf, ')'); /* the name may hold anything but ends here */
+    return end && end[1] == ' ' && end[2] == 'R';
+}
+
+/* Whether every thread has been in a handler for WORKER_HANDOFF_MS, so that
+ * requests waiting here would be better served by an idle worker.  A
+ * handler that is running (not sleeping in I/O) gets WORKER_HANDOFF_CPU_MS:
+ * on a machine whose cores are all busy, a handler preempted for a few
+ * milliseconds is no reason to move connections around. */
 static int
 worker_is_saturated(struct worker *w, uint64_t now)
 {
@@ -553,6 +576,13 @@ worker_is_saturated(struct worker *w, uint64_t now)
         uint64_t since = atomic_load_explicit(&w->threads[i].busy_since_ms,
                                               memory_order_acquire);
         if (since == 0 || now < since + WORKER_HANDOFF_MS)
+            return 0;
+    }
+    for (unsigned i = 0; i < w->n_threads; i++) {
+        uint64_t since = atomic_load_explicit(&w->threads[i].busy_since_ms,
+                                              memory_order_acquire);
+        if (now < since + WORKER_HANDOFF_CPU_MS &&
+            worker_is_running(&w->threads[i]))
             return 0;
     }
     return 1;
@@ -721,12 +751,23 @@ worker_loop(struct worker_thread *t)
     log_access_flush();
 }
 
+/* The watchdog reads the thread's state from here (worker_is_running). */
+static void
+worker_open_stat(struct worker_thread *t)
+{
+    char path[64];
+
+    snprintf(path, sizeof(path), "/proc/self/task/%d/stat", t->tid);
+    atomic_store(&t->stat_fd, open(path, O_RDONLY | O_CLOEXEC));
+}
+
 static void *
 worker_thread_main(void *arg)
 {
     struct worker_thread *t = arg;
 
     t->tid = (int)gettid();
+    worker_open_stat(t);
     worker_loop(t);
     return NULL;
 }
@@ -741,6 +782,7 @@ worker_thread_init(struct worker *w, struct worker_thread *t, unsigned i,
 
     t->w = w;
     t->index = i;
+    atomic_store(&t->stat_fd, -1);
     t->sb = sb_thread(env->board, (size_t)index, i);
     t->req.cfg = cfg;
     t->req.limits = &w->limits;
@@ -785,6 +827,7 @@ worker_setup(struct worker *w, const struct worker_env *env, int index)
         if (worker_thread_init(w, &w->threads[i], i, env, index) < 0)
             return -1;
     w->threads[0].tid = (int)gettid();
+    worker_open_stat(&w->threads[0]);
     if ((w->ep = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
         (w->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0 ||
         pool_init(&w->pool, (size_t)cfg->max_connections + 1,
@@ -840,6 +883,8 @@ worker_teardown(struct worker *w)
 {
     pool_fini(&w->pool);
     for (unsigned i = 0; w->threads && i < w->n_threads; i++) {
+        if (atomic_load(&w->threads[i].stat_fd) >= 0)
+            close(atomic_load(&w->threads[i].stat_fd));
         free(w->threads[i].req.headers);
         free(w->threads[i].req.body_buf);
         arena_fini(&w->threads[i].req.arena);
