@@ -15,6 +15,20 @@
 
 static int daemon_pipe = -1; /* to the waiting parent, in the child */
 
+static void
+daemon_stdio_null(void)
+{
+    int fd = open("/dev/null", O_RDWR);
+
+    if (fd < 0)
+        return;
+    dup2(fd, 0);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    if (fd > 2)
+        close(fd);
+}
+
 int
 daemon_detach(void)
 {
@@ -36,6 +50,9 @@ daemon_detach(void)
     }
     close(fds[0]);
     daemon_pipe = fds[1];
+    /* Now, not at ready: the workers forked meanwhile must not keep the
+     * caller's terminal or pipe (a $(forkd -D) would wait for them). */
+    daemon_stdio_null();
     return setsid() < 0 ? -1 : 0;
 }
 
@@ -43,17 +60,9 @@ void
 daemon_ready(int ok)
 {
     char b = ok ? 1 : 0;
-    int fd;
 
     if (daemon_pipe < 0)
         return;
-    if ((fd = open("/dev/null", O_RDWR)) >= 0) {
-        dup2(fd, 0);
-        dup2(fd, 1);
-        dup2(fd, 2);
-        if (fd > 2)
-            close(fd);
-    }
     (void)write(daemon_pipe, &b, 1); /* the parent may be gone: fine */
     close(daemon_pipe);
     daemon_pipe = -1;

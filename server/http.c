@@ -169,8 +169,13 @@ http_is_host(const char *s, size_t len)
             return 0; /* unclosed or empty literal */
         i++;
     } else {
-        while (i < len && http_is_regname_char((unsigned char)s[i]))
+        while (i < len && http_is_regname_char((unsigned char)s[i])) {
+            if (s[i] == '%' &&
+                (i + 2 >= len || !isxdigit((unsigned char)s[i + 1]) ||
+                 !isxdigit((unsigned char)s[i + 2])))
+                return 0; /* pct-encoded = "%" HEXDIG HEXDIG */
             i++;
+        }
     }
     if (i < len && s[i] == ':')
         for (i++; i < len && s[i] >= '0' && s[i] <= '9'; i++)
@@ -243,6 +248,41 @@ http_is_digits(const char *s, size_t len)
     return 1;
 }
 
+/* The transfer codings of every Transfer-Encoding field, in order. */
+struct http_te {
+    unsigned codings, chunked;
+    int last_is_chunked;
+};
+
+static int
+http_te_field(const char *v, struct http_te *te)
+{
+    while (*v) {
+        while (*v == ' ' || *v == '\t' || *v == ',')
+            v++;
+        size_t len = strcspn(v, ",");
+        while (len > 0 && (v[len - 1] == ' ' || v[len - 1] == '\t'))
+            len--;
+        if (len == 0)
+            break;
+        te->codings++;
+        te->last_is_chunked = len == 7 && strncasecmp(v, "chunked", 7) == 0;
+        te->chunked += te->last_is_chunked;
+        v += strcspn(v, ",");
+    }
+    return 0;
+}
+
+/* RFC 9112 6.3: chunked must be the final coding, once, or the length of
+ * the body is unknown (400); other codings are not implemented (501). */
+static int
+http_te_verdict(const struct http_te *te)
+{
+    if (te->codings == 0 || !te->last_is_chunked || te->chunked > 1)
+        return 400;
+    return te->codings > 1 ? 501 : 0;
+}
+
 /* Whether a Connection field value lists token (case-insensitive). */
 static int
 http_has_token(const char *v, const char *token)
@@ -264,7 +304,8 @@ http_has_token(const char *v, const char *token)
 static int
 http_check_fields(struct http_head *h, const struct http_limits *lim)
 {
-    int hosts = 0, te = 0, cl = 0, close = 0, keep = 0;
+    int hosts = 0, te = 0, cl = 0, close = 0, keep = 0, status;
+    struct http_te te_state = {0};
 
     for (size_t i = 0; i < h->n_headers; i++) {
         const struct http_header *hd = &h->headers[i];
@@ -280,11 +321,9 @@ http_check_fields(struct http_head *h, const struct http_limits *lim)
                 return 400;
             h->content_length = hd->value;
         } else if (http_name_is(hd, "transfer-encoding")) {
-            if (++te > 1)
-                return 501;
-            if (strcasecmp(hd->value, "chunked") != 0)
-                return 501;
-            h->chunked = 1;
+            te++;
+            if ((status = http_te_field(hd->value, &te_state)) != 0)
+                return status;
         } else if (http_name_is(hd, "connection")) {
             close |= http_has_token(hd->value, "close");
             keep |= http_has_token(hd->value, "keep-alive");
@@ -298,6 +337,9 @@ http_check_fields(struct http_head *h, const struct http_limits *lim)
     }
     if ((h->minor == 1 && hosts == 0) || (te && cl) || (te && h->minor == 0))
         return 400;
+    if (te && (status = http_te_verdict(&te_state)) != 0)
+        return status;
+    h->chunked = te > 0;
     /* RFC 9112 9.3: persistent by default in 1.1, on request in 1.0. */
     h->keep_alive = !close && (h->minor == 1 || keep);
     if (h->content_length) {

@@ -182,7 +182,12 @@ listen_set_options(struct listener *l)
     if (l->family == AF_INET6 &&
         setsockopt(l->fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)
         return -1;
-    /* Accepted sockets inherit TCP_NODELAY: no setsockopt per connection. */
+    /* Accepted sockets inherit TCP_NODELAY: no setsockopt per connection.
+     * TCP_DEFER_ACCEPT: a connection is accepted once its first bytes are
+     * there, so the first read finds the request, and a worker that dies
+     * takes no connection that had not even sent a request yet. */
+    if (setsockopt(l->fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &one, sizeof(one)) < 0)
+        return -1;
     return setsockopt(l->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 

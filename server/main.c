@@ -265,27 +265,47 @@ main_bind_one(const struct cfg *c, struct listener *l, size_t i, int *inh,
     return l->family == AF_UNIX ? main_unix_perms(c, l) : 0;
 }
 
+/* Use every socket in fds as it is (systemd's, or an upgraded master's
+ * that had systemd's). */
 static struct listener *
-main_bind(const struct cfg *c, size_t *n)
+main_adopt(const struct cfg *c, const int *fds, int n_fds, size_t *n)
+{
+    struct listener *ls = calloc((size_t)n_fds, sizeof(*ls));
+
+    for (int i = 0; ls && i < n_fds; i++) {
+        if (listen_adopt(&ls[i], fds[i], NULL) == 0)
+            continue;
+        main_error(c, 0, "LISTEN_FDS", "fd %d: %s", fds[i], strerror(errno));
+        while (i-- > 0)
+            listen_close(&ls[i], 0);
+        free(ls);
+        return NULL;
+    }
+    *n = (size_t)n_fds;
+    return ls;
+}
+
+static struct listener *
+main_bind(const struct cfg *c, size_t *n, int *inherit_all)
 {
     int inh[64], n_inh, sd = daemon_listen_fds();
     struct listener *ls;
 
     if (sd > 0) {
         /* systemd socket activation: its sockets replace every bind. */
-        if ((ls = calloc((size_t)sd, sizeof(*ls))) == NULL)
-            return NULL;
-        for (int i = 0; i < sd; i++)
-            if (listen_adopt(&ls[i], 3 + i, NULL) < 0) {
-                main_error(c, 0, "LISTEN_FDS", "fd %d: %s", 3 + i,
-                           strerror(errno));
-                free(ls);
-                return NULL;
-            }
-        *n = (size_t)sd;
-        return ls;
+        for (int i = 0; i < sd && i < 64; i++)
+            inh[i] = 3 + i;
+        *inherit_all = 1;
+        return main_adopt(c, inh, sd < 64 ? sd : 64, n);
     }
     n_inh = main_inherited(inh, 64);
+    if (n_inh > 0 && getenv("FORKD_INHERIT_ALL")) {
+        /* An upgrade of a master that systemd gave its sockets: take them
+         * all, as it did. */
+        unsetenv("FORKD_INHERIT_ALL");
+        *inherit_all = 1;
+        return main_adopt(c, inh, n_inh, n);
+    }
     if ((ls = calloc(c->n_binds, sizeof(*ls))) == NULL)
         return NULL;
     for (size_t i = 0; i < c->n_binds; i++) {
@@ -420,7 +440,7 @@ main(int argc, char **argv)
     umask(c.umask_bits);
     if (main_preflight(&c) < 0 || main_open_logs(&c) < 0)
         goto out_app;
-    if ((ls = main_bind(&c, &n_ls)) == NULL)
+    if ((ls = main_bind(&c, &n_ls, &hooks.inherit_all)) == NULL)
         goto out_logs;
     if (main_become_daemon(&c) < 0) {
         main_cleanup(NULL, ls, n_ls, 0);

@@ -76,6 +76,8 @@ master_signals(void)
     struct sigaction sa = {.sa_handler = master_on_signal,
                            .sa_flags = SA_RESTART};
 
+    sigset_t none;
+
     if (pipe2(master_pipe, O_NONBLOCK | O_CLOEXEC) < 0)
         return -1;
     sigemptyset(&sa.sa_mask);
@@ -83,7 +85,9 @@ master_signals(void)
         if (sigaction(sigs[i], &sa, NULL) < 0)
             return -1;
     signal(SIGPIPE, SIG_IGN);
-    return 0;
+    /* A master started by USR2 inherits the blocked mask of the fork. */
+    sigemptyset(&none);
+    return sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
 static void
@@ -142,20 +146,29 @@ master_spawn(struct master *m, unsigned i)
 {
     pid_t pid;
 
+    sigset_t all, old;
+
     sb_reset(&m->board, i);
     m->sb[i].state = SB_BOOTING;
     m->gen_of[i] = m->cur->id;
     m->retiring[i] = 0;
+    /* Until the child has its own handlers, a signal sent to it (a TTOU
+     * right after a TTIN, say) would run the master's and land in the
+     * master's pipe: keep them blocked across fork; worker_run sets the
+     * worker's mask. */
+    sigfillset(&all);
+    sigprocmask(SIG_BLOCK, &all, &old);
     pid = fork();
-    if (pid < 0) {
-        log_error("fork: %s", strerror(errno));
-        m->sb[i].state = SB_EMPTY;
-        return;
-    }
     if (pid == 0) {
         close(master_pipe[0]);
         close(master_pipe[1]);
         worker_run(&m->cur->env, (int)i);
+    }
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    if (pid < 0) {
+        log_error("fork: %s", strerror(errno));
+        m->sb[i].state = SB_EMPTY;
+        return;
     }
     m->sb[i].pid = pid;
     log_info("worker %u started (pid %d)", i, (int)pid);
@@ -184,7 +197,10 @@ master_stop(struct master *m, int sig)
     if (m->stopping == SIGTERM || m->stopping == sig)
         return; /* a quick stop is never made slower */
     m->stopping = sig;
-    (void)daemon_notify("STOPPING=1");
+    /* After a hand-over the service goes on in the new master: systemd
+     * would stop the whole unit on this master's STOPPING=1. */
+    if (m->successor <= 0)
+        (void)daemon_notify("STOPPING=1");
     if (sig == SIGQUIT) {
         log_notice("graceful stop: waiting up to %us for requests in flight",
                    m->cur->cfg.graceful_timeout_s);
@@ -432,18 +448,26 @@ master_upgrade(struct master *m)
     snprintf(old, sizeof(old), "%s.oldbin", pidfile);
     if (pidfile[0] && rename(pidfile, old) < 0)
         log_warn("upgrade: cannot rename %s: %s", pidfile, strerror(errno));
+    sigset_t all, oldmask;
+    sigfillset(&all);
+    sigprocmask(SIG_BLOCK, &all, &oldmask);
     if ((pid = fork()) == 0) {
+        close(master_pipe[0]);
+        close(master_pipe[1]);
         for (size_t i = 0; i < e->n_ls; i++)
             (void)fcntl(e->ls[i].fd, F_SETFD, 0);
         (void)fcntl(e->handoff[0], F_SETFD, 0);
         (void)fcntl(e->handoff[1], F_SETFD, 0);
         setenv("FORKD_INHERIT", fds, 1);
         setenv("FORKD_HANDOFF", hand, 1);
+        if (m->hooks->inherit_all)
+            setenv("FORKD_INHERIT_ALL", "1", 1); /* systemd's sockets */
         execvp(m->hooks->argv[0], m->hooks->argv);
         log_error("upgrade: cannot run %s: %s", m->hooks->argv[0],
                   strerror(errno));
         _exit(127);
     }
+    sigprocmask(SIG_SETMASK, &oldmask, NULL);
     if (pid < 0) {
         log_error("upgrade: fork: %s", strerror(errno));
         if (pidfile[0])
@@ -471,6 +495,22 @@ master_resize(struct master *m, int target)
     log_notice("workers: %u", m->target);
 }
 
+/* Log files the master (re)created must stay writable by workers that
+ * dropped to user/group: they reopen them on USR1 too. */
+static void
+master_chown_logs(const struct cfg *c)
+{
+    const char *paths[] = {c->error_log, c->access_log};
+    char err[DAEMON_ERR_MAX];
+
+    if (c->user[0] == '\0' && c->group[0] == '\0')
+        return;
+    for (size_t i = 0; i < 2; i++)
+        if (paths[i] && paths[i][0] && strcmp(paths[i], "-") != 0 &&
+            daemon_chown(paths[i], c->user, c->group, err) < 0)
+            log_warn("chown %s: %s", paths[i], strerror(errno));
+}
+
 static void
 master_on_signal_event(struct master *m, int sig)
 {
@@ -493,6 +533,7 @@ master_on_signal_event(struct master *m, int sig)
     case SIGUSR1:
         if (log_reopen() < 0)
             log_error("reopening logs: %s", strerror(errno));
+        master_chown_logs(&m->cur->cfg);
         master_kill(m, 0, SIGUSR1);
         break;
     case SIGTTIN:
@@ -641,6 +682,7 @@ master_run(struct cfg *cfg, struct app *app, struct listener *ls, size_t n_ls,
     }
     for (size_t i = 0; i < n_ls; i++)
         log_notice("listening on %s", ls[i].name);
+    master_chown_logs(&m->cur->cfg);
     master_loop(m);
     log_notice("stopped");
     daemon_ready(0); /* no-op once ready was sent */

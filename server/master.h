@@ -19,6 +19,7 @@ struct master_hooks {
     void *arg;
     char *const *argv; /* to start a new binary on USR2: argv[0] is it */
     int handoff[2];    /* inherited from an upgrading master, or -1 */
+    int inherit_all;   /* the sockets came from systemd: pass them all */
 };
 
 /* Run the master until it is told to stop or the workers cannot start.

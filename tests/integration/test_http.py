@@ -130,7 +130,10 @@ class KeepAliveTest(unittest.TestCase):
             idle = []
             try:
                 for _ in range(6):
+                    # A byte of a head: a silent connection is not even
+                    # accepted yet (TCP_DEFER_ACCEPT keeps it in the kernel).
                     idle.append(connect(s.port, 3))
+                    idle[-1].sendall(b"G")
                     time.sleep(0.05)
                 self.assertEqual(get(s.port, "/", timeout=3).status, 200)
                 closed = []

@@ -606,9 +606,17 @@ START_TEST(test_http_parse_transfer_encoding)
     HTTP_TEST_EXPECT("POST / HTTP/1.1\r\nHost: a\r\n"
                      "Transfer-Encoding: CHUNKED\r\n\r\n",
                      0);
+    /* chunked not final: the length is unknown (RFC 9112 6.3) */
     HTTP_TEST_EXPECT("POST / HTTP/1.1\r\nHost: a\r\n"
                      "Transfer-Encoding: gzip\r\n\r\n",
-                     501);
+                     400);
+    HTTP_TEST_EXPECT("POST / HTTP/1.1\r\nHost: a\r\n"
+                     "Transfer-Encoding: chunked, chunked\r\n\r\n",
+                     400);
+    HTTP_TEST_EXPECT("POST / HTTP/1.1\r\nHost: a\r\n"
+                     "Transfer-Encoding: chunked\r\n"
+                     "Transfer-Encoding: identity\r\n\r\n",
+                     400);
     HTTP_TEST_EXPECT("POST / HTTP/1.1\r\nHost: a\r\n"
                      "Transfer-Encoding: gzip, chunked\r\n\r\n",
                      501);
