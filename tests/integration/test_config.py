@@ -329,6 +329,30 @@ class CommandLineTest(unittest.TestCase):
             self.assertEqual(r.status, 200)
             self.assertEqual(json.loads(r.body)["PATH_INFO"], "/unix")
 
+    def test_unix_socket_mode_owner_umask_chdir(self):
+        """socket_mode and socket_owner set the unix socket's mode and
+        group; chdir moves the master; the socket is removed at stop."""
+        import grp
+        import stat
+        tmp = Tmp(self)
+        path = tmp.path("mode.sock")
+        group = grp.getgrgid(os.getgid()).gr_name
+        with Server("hello", server={"bind": "unix:" + path,
+                                     "socket_mode": "0600",
+                                     "socket_owner": ":" + group,
+                                     "umask": "0077",
+                                     "chdir": tmp.dir}) as s:
+            st = os.stat(path)
+            self.assertTrue(stat.S_ISSOCK(st.st_mode))
+            self.assertEqual(stat.S_IMODE(st.st_mode), 0o600)
+            self.assertEqual(st.st_gid, os.getgid())
+            self.assertEqual(os.readlink("/proc/%d/cwd" % s.pid),
+                             os.path.realpath(tmp.dir))
+            data = raw(path, b"GET / HTTP/1.1\r\nHost: local\r\n"
+                       b"Connection: close\r\n\r\n", 3)
+            self.assertEqual(parse_responses(data)[0].status, 200)
+        self.assertFalse(os.path.exists(path), "socket file left behind")
+
     def test_stale_unix_socket_replaced(self):
         tmp = Tmp(self)
         path = tmp.path("stale.sock")
