@@ -25,8 +25,9 @@ UNIT = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c
 CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null)
 
-.PHONY: all deps run test unit clean install fmt fmt-check experiment
+.PHONY: all deps run test unit clean install fmt fmt-check experiment bench
 EXPERIMENT_ARGS ?=
+BENCH_ARGS ?=
 
 all: $(BUILD)/forkd $(APPS) $(UNIT)
 
@@ -68,6 +69,12 @@ experiment: deps all
 	@scripts/deps.sh bench
 	FORKD_BIN=$(BUILD)/forkd FORKD_APPS=$(BUILD)/app \
 		/usr/bin/python3 scripts/experiment $(EXPERIMENT_ARGS)
+
+# forkd side by side with nginx, uWSGI and gunicorn (issue 7):
+# build/bench/results.{json,md} and chart.png.  BENCH_ARGS=--quick: ~70 s.
+bench: deps all
+	@scripts/deps.sh bench
+	$(PYTHON) scripts/bench $(BENCH_ARGS)
 
 install: $(BUILD)/forkd
 	install -D -m 755 $(BUILD)/forkd $(DESTDIR)$(PREFIX)/sbin/forkd

@@ -76,6 +76,7 @@ static const struct cfg_key cfg_keys[] = {
     {"chdir", CFG_PATH, 0, 0, "", CFG_OFF(chdir)},
     {"socket_mode", CFG_OCTAL, 0, 0777, "0666", CFG_OFF(socket_mode)},
     {"socket_owner", CFG_STR, 0, 0, "", CFG_OFF(socket_owner)},
+    {"handoff", CFG_BOOL, 0, 1, "yes", CFG_OFF(handoff)},
     {"max_requests", CFG_UINT, 0, UINT32_MAX, "0", CFG_OFF(max_requests)},
     {"max_requests_jitter", CFG_UINT, 0, UINT32_MAX, "0",
      CFG_OFF(max_requests_jitter)},

@@ -43,6 +43,7 @@ struct cfg {
     char *chdir;           /* owned; "": stay */
     unsigned socket_mode;  /* of unix sockets */
     char *socket_owner;    /* owned; "user[:group]" of unix sockets */
+    int handoff;           /* busy workers pass waiting connections on */
     unsigned max_requests; /* per worker before it is recycled; 0: off */
     unsigned max_requests_jitter;
     char *forwarded_allow_ips; /* owned; peers trusted for X-Forwarded-* */

@@ -860,6 +860,8 @@ worker_start_threads(struct worker *w)
             return -1;
         w->threads[i].started = 1;
     }
+    if (!w->cfg->handoff)
+        return 0; /* measured without it (scripts/bench): no watchdog */
     if (worker_spawn(&w->watchdog, worker_watch, w, WORKER_WATCH_STACK) < 0)
         return -1;
     w->has_watchdog = 1;
