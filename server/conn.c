@@ -56,7 +56,15 @@ conn_set_peer(struct conn *c, const struct sockaddr *sa, socklen_t len)
         c->remote_port[0] = '\0';
         return;
     }
-    snprintf(c->remote_port, sizeof(c->remote_port), "%u", port);
+    /* Not snprintf: once per connection, on the connection-per-request
+     * path. */
+    char digits[8];
+    size_t k = sizeof(digits);
+    do
+        digits[--k] = (char)('0' + port % 10);
+    while ((port /= 10) != 0);
+    memcpy(c->remote_port, digits + k, sizeof(digits) - k);
+    c->remote_port[sizeof(digits) - k] = '\0';
 }
 
 ssize_t

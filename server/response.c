@@ -17,10 +17,20 @@
 #define RESPONSE_HEAD_MAX 1024  /* the head without the handler's fields */
 #define RESPONSE_REASON_MAX 256 /* of the status a handler gives */
 
-static const char *const response_hop_by_hop[] = {
-    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
-    "te",         "trailer",    "trailers",           "transfer-encoding",
-    "upgrade",
+/* Hop-by-hop fields (RFC 9110 7.6.1, PEP 3333): the server's business. */
+static const struct {
+    const char *name;
+    size_t len;
+} response_hop_by_hop[] = {
+    {"connection", 10},
+    {"keep-alive", 10},
+    {"proxy-authenticate", 18},
+    {"proxy-authorization", 19},
+    {"te", 2},
+    {"trailer", 7},
+    {"trailers", 8},
+    {"transfer-encoding", 17},
+    {"upgrade", 7},
 };
 
 void
@@ -103,14 +113,18 @@ response_check_header(const char *name, const char *value)
 {
     if (name == NULL || value == NULL || name[0] == '\0')
         return -1;
-    for (const char *p = name; *p; p++)
+    size_t len = 0;
+
+    for (const char *p = name; *p; p++, len++)
         if (!http_is_tchar((unsigned char)*p))
             return -1;
     for (const char *p = value; *p; p++)
         if ((*p != '\t' && (unsigned char)*p < 0x20) || *p == 0x7f)
             return -1;
-    for (size_t i = 0; i < sizeof(response_hop_by_hop) / sizeof(char *); i++)
-        if (strcasecmp(name, response_hop_by_hop[i]) == 0)
+    for (size_t i = 0;
+         i < sizeof(response_hop_by_hop) / sizeof(response_hop_by_hop[0]); i++)
+        if (response_hop_by_hop[i].len == len &&
+            strcasecmp(name, response_hop_by_hop[i].name) == 0)
             return -1;
     return 0;
 }
@@ -156,17 +170,24 @@ response_store_fields(struct forkd_req *req, const struct forkd_header *hs,
     r->fields = p;
     r->fields_len = total;
     r->has_length = r->has_date = r->has_server = 0;
+    /* memcpy, not sprintf: this runs for every header of every response. */
     for (size_t i = 0; i < n; i++) {
-        p += sprintf(p, "%s: %s\r\n", hs[i].name, hs[i].value);
-        if (strcasecmp(hs[i].name, "content-length") == 0) {
+        size_t nl = strlen(hs[i].name), vl = strlen(hs[i].value);
+        memcpy(p, hs[i].name, nl);
+        memcpy(p + nl, ": ", 2);
+        memcpy(p + nl + 2, hs[i].value, vl);
+        memcpy(p + nl + 2 + vl, "\r\n", 2);
+        p += nl + vl + 4;
+        if (nl == 14 && strcasecmp(hs[i].name, "content-length") == 0) {
             if (r->has_length ||
                 response_parse_length(hs[i].value, &r->length) < 0)
                 return -1;
             r->has_length = 1;
         }
-        r->has_date |= strcasecmp(hs[i].name, "date") == 0;
-        r->has_server |= strcasecmp(hs[i].name, "server") == 0;
+        r->has_date |= nl == 4 && strcasecmp(hs[i].name, "date") == 0;
+        r->has_server |= nl == 6 && strcasecmp(hs[i].name, "server") == 0;
     }
+    *p = '\0';
     return 0;
 }
 
@@ -199,6 +220,22 @@ forkd_start_response(struct forkd_req *req, const char *status,
     return 0;
 }
 
+/* "Content-Length: N\r\n" at p; returns the end. */
+static char *
+response_put_length(char *p, uint64_t n)
+{
+    char digits[24];
+    size_t k = sizeof(digits);
+
+    do
+        digits[--k] = (char)('0' + n % 10);
+    while ((n /= 10) != 0);
+    p = stpcpy(p, "Content-Length: ");
+    memcpy(p, digits + k, sizeof(digits) - k);
+    p += sizeof(digits) - k;
+    return stpcpy(p, "\r\n");
+}
+
 /* Write the head into buf (at least RESPONSE_HEAD_MAX + fields_len). */
 static size_t
 response_format_head(struct forkd_req *req, char *buf, int length_known,
@@ -207,17 +244,22 @@ response_format_head(struct forkd_req *req, char *buf, int length_known,
     struct response *r = &req->resp;
     char *p = buf;
 
-    p += sprintf(p, "HTTP/1.1 %s\r\n", r->reason);
+    p = stpcpy(p, "HTTP/1.1 ");
+    p = stpcpy(p, r->reason);
+    p = stpcpy(p, "\r\n");
     memcpy(p, r->fields, r->fields_len);
     p += r->fields_len;
     if (!r->has_server)
         p = stpcpy(p, "Server: forkd\r\n");
-    if (!r->has_date)
-        p += sprintf(p, "Date: %s\r\n", response_date());
+    if (!r->has_date) {
+        p = stpcpy(p, "Date: ");
+        p = stpcpy(p, response_date());
+        p = stpcpy(p, "\r\n");
+    }
     if (r->status == 204 || r->status == 304)
         ; /* no framing: these never have a body */
     else if (length_known && !r->has_length)
-        p += sprintf(p, "Content-Length: %" PRIu64 "\r\n", length);
+        p = response_put_length(p, length);
     else if (r->chunked)
         p = stpcpy(p, "Transfer-Encoding: chunked\r\n");
     if (!req->keep_alive)
