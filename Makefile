@@ -92,3 +92,5 @@ fmt-check:
 
 clean:
 	rm -rf build
+
+include tests/fuzz/fuzz.mk

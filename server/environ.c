@@ -64,9 +64,11 @@ environ_setup(struct forkd_req *req)
 static int
 environ_is_http(const struct http_header *hd)
 {
+    /* Not Proxy either: HTTP_PROXY would pass for the proxy setting of
+     * code that copies the environ into the process's ("httpoxy"). */
     return memchr(hd->name, '_', hd->name_len) == NULL &&
            !http_name_is(hd, "content-type") &&
-           !http_name_is(hd, "content-length");
+           !http_name_is(hd, "content-length") && !http_name_is(hd, "proxy");
 }
 
 /* Whether header hd is the one named by suffix ("USER_AGENT"). */
