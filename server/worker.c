@@ -928,6 +928,10 @@ worker_run(const struct worker_env *env, int index)
         log_error("worker %d: %s", index, err);
         _exit(WORKER_EXIT_BOOT);
     }
+    /* A uid change makes the process undumpable, and its /proc files
+     * root's: the watchdog reads the threads' state there. */
+    if (w.cfg->user[0] || w.cfg->group[0])
+        (void)prctl(PR_SET_DUMPABLE, 1);
     if (app_init(w.app, w.cfg->opts, w.cfg->n_opts) < 0) {
         log_error("worker %d: %s: init failed", index, w.app->path);
         _exit(WORKER_EXIT_BOOT);
