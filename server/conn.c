@@ -105,7 +105,12 @@ conn_writev(struct conn *c, struct iovec *iov, int n_iov, unsigned timeout_s)
     ssize_t total = 0, n;
 
     while (n_iov > 0) {
-        n = writev(c->fd, iov, n_iov);
+        if (c->more) {
+            struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)n_iov};
+            n = sendmsg(c->fd, &msg, MSG_MORE | MSG_NOSIGNAL);
+        } else {
+            n = writev(c->fd, iov, n_iov);
+        }
         if (n < 0) {
             if (errno == EINTR)
                 continue;

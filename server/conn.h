@@ -39,8 +39,9 @@ struct conn {
     unsigned requests;        /* served on this connection */
     char remote_addr[INET6_ADDRSTRLEN + 8];
     char remote_port[8];
-    int trusted;             /* the peer may set X-Forwarded-For/-Proto */
-    unsigned listener;       /* index of the listening socket */
+    int trusted;       /* the peer may set X-Forwarded-For/-Proto */
+    int more;          /* conn_writev: more follows (MSG_MORE), e.g. sendfile */
+    unsigned listener; /* index of the listening socket */
     const char *server_name; /* the listener's host, not owned */
     const char *server_port; /* the listener's port, not owned */
 };

@@ -373,6 +373,9 @@ forkd_sendfile(struct forkd_req *req, int fd, off_t off, size_t n)
 
     if (go <= 0 || n == 0)
         return go < 0 ? -1 : (ssize_t)n;
+    /* The head and a chunk line go out with the file's first bytes
+     * (MSG_MORE), not as small packets of their own. */
+    req->conn->more = 1;
     if ((r->body_len > 0 || !r->head_sent) && response_flush(req, NULL, 0, 0))
         goto fail;
     if (r->chunked) {
@@ -381,6 +384,7 @@ forkd_sendfile(struct forkd_req *req, int fd, off_t off, size_t n)
         if (conn_writev(req->conn, &iov, 1, req->cfg->send_timeout_s) < 0)
             goto fail;
     }
+    req->conn->more = 0;
     if (conn_sendfile(req->conn, fd, off, n, req->cfg->send_timeout_s) < 0)
         goto fail;
     if (r->chunked) {
@@ -392,6 +396,7 @@ forkd_sendfile(struct forkd_req *req, int fd, off_t off, size_t n)
     r->bytes_out += n;
     return (ssize_t)n;
 fail:
+    req->conn->more = 0;
     r->failed = 1;
     return -1;
 }
