@@ -683,6 +683,8 @@ master_run(struct cfg *cfg, struct app *app, struct listener *ls, size_t n_ls,
     for (size_t i = 0; i < n_ls; i++)
         log_notice("listening on %s", ls[i].name);
     master_chown_logs(&m->cur->cfg);
+    if (geteuid() == 0 && m->cur->cfg.user[0] == '\0')
+        log_notice("workers run as root: set user = to drop privileges");
     master_loop(m);
     log_notice("stopped");
     daemon_ready(0); /* no-op once ready was sent */
