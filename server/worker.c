@@ -332,6 +332,26 @@ worker_end(struct worker_thread *t, struct conn *c)
         worker_close(t->w, c);
 }
 
+static int worker_give(struct worker *w, struct conn *c);
+
+/* The worker began to stop while this thread served c (threads mode): a
+ * retiring worker passes c on like its idle connections, as its response
+ * promised keep-alive; a stopping one closes it. */
+static void
+worker_leave(struct worker_thread *t, struct conn *c)
+{
+    struct worker *w = t->w;
+    size_t left = conn_consume(c);
+
+    if (!worker_retire || !t->req.keep_alive) {
+        worker_end(t, c);
+        return;
+    }
+    worker_park(w, c, left ? CONN_READING : CONN_IDLE);
+    if (c->fd >= 0 && c->state != CONN_FREE && worker_give(w, c) != 0)
+        worker_close(w, c);
+}
+
 /* Drop empty lines before a request line (RFC 9112 2.2: a server SHOULD
  * ignore them; some clients send a CRLF after a POST body).  Returns 1
  * while nothing but them has arrived. */
@@ -373,8 +393,12 @@ worker_process(struct worker_thread *t, struct conn *c)
             worker_end(t, c);
             return;
         }
-        if (!worker_serve(t, c, head_len) || w->stopping) {
+        if (!worker_serve(t, c, head_len)) {
             worker_end(t, c);
+            return;
+        }
+        if (w->stopping) {
+            worker_leave(t, c);
             return;
         }
         /* Pipelined bytes are served now; else wait without a read that
