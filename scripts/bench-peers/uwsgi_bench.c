@@ -96,7 +96,8 @@ uwsgi_bench(struct wsgi_request *wsgi_req)
         memcmp(wsgi_req->path_info, "/sleep", 6) == 0) {
         unsigned long long ms = query_number(
             wsgi_req->query_string, wsgi_req->query_string_len, "ms", 100);
-        struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+        struct timespec ts = {(time_t)(ms / 1000),
+                              (long)(ms % 1000) * 1000000L};
         while (nanosleep(&ts, &ts) == -1)
             continue;
         n = snprintf(body, sizeof(body), "slept %llu ms\n", ms);
