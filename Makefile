@@ -25,9 +25,11 @@ UNIT = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c
 CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null)
 
-.PHONY: all deps run test unit clean install fmt fmt-check experiment bench
+.PHONY: all deps run test unit clean install fmt fmt-check experiment bench \
+	compare
 EXPERIMENT_ARGS ?=
 BENCH_ARGS ?=
+COMPARE_ARGS ?=
 
 all: $(BUILD)/forkd $(APPS) $(UNIT)
 
@@ -75,6 +77,13 @@ experiment: deps all
 bench: deps all
 	@scripts/deps.sh bench
 	$(PYTHON) scripts/bench $(BENCH_ARGS)
+
+# Sync against async (issue 8): forkd, gunicorn and uvicorn side by side:
+# build/compare/report.md and charts; a full run rewrites the README part.
+compare: deps all
+	@scripts/deps.sh bench
+	FORKD_BIN=$(BUILD)/forkd FORKD_APPS=$(BUILD)/app \
+		$(PYTHON) scripts/compare $(COMPARE_ARGS)
 
 install: $(BUILD)/forkd
 	install -D -m 755 $(BUILD)/forkd $(DESTDIR)$(PREFIX)/sbin/forkd

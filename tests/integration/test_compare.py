@@ -1,0 +1,177 @@
+"""Sync against async, quick form (issue 8): `scripts/compare --quick`
+against FORKD_BIN / FORKD_APPS and one peer (uvicorn, or gunicorn when
+uvicorn is missing).  Scenario 1: three requests at once to /resource/1..3,
+1 s each, on forkd 1 x 1 (3 s), 3 x 1 and 1 x 3 (1 s) and on the peer
+(uvicorn: 1 s; gunicorn sync, 1 worker: 3 s); scenario 2: one /resources
+(five waits inside) on forkd 1 x 1 and the peer (1 s).  Every row within
+10 % of the model, in about 15 s; the report and the timelines written, and
+README.md left alone.
+
+The peers are Debian packages (python3-uvicorn python3-starlette, or
+gunicorn python3-flask; scripts/deps.sh installs them): without either the
+test fails and says so.
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import unittest
+
+import forkdtest
+from test_experiment import has_matplotlib, png_problem
+
+SCRIPT = os.path.join(forkdtest.REPO, "scripts", "compare")
+README = os.path.join(forkdtest.REPO, "README.md")
+PYTHON = "/usr/bin/python3"
+TIMEOUT = 90
+
+
+def importable(*modules):
+    code = "import " + ", ".join(modules)
+    r = subprocess.run([PYTHON, "-c", code], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+    return r.returncode == 0
+
+
+def digest(path):
+    try:
+        with open(path, "rb") as f:
+            return hashlib.sha256(f.read()).hexdigest()
+    except OSError:
+        return None
+
+
+class TestCompareQuick(unittest.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        forkdtest.require_binary()
+        if importable("uvicorn", "starlette"):
+            cls.peer = "uvicorn-1"
+        elif importable("gunicorn", "flask"):
+            cls.peer = "gunicorn-sync-1"
+        else:
+            raise AssertionError(
+                "test_compare needs a peer server importable by %s: "
+                "python3-uvicorn and python3-starlette (or gunicorn and "
+                "python3-flask). Install them with scripts/deps.sh bench, or "
+                "apt-get install python3-uvicorn python3-starlette gunicorn "
+                "python3-flask" % PYTHON)
+        cls.out = tempfile.mkdtemp(prefix="forkd-compare-")
+        cls.readme = digest(README)
+        env = dict(os.environ, FORKD_BIN=forkdtest.FORKD_BIN,
+                   FORKD_APPS=forkdtest.FORKD_APPS)
+        try:
+            cls.proc = subprocess.run(
+                [PYTHON, SCRIPT, "--quick", "--out", cls.out], env=env,
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT, timeout=TIMEOUT)
+        except subprocess.TimeoutExpired as e:
+            shutil.rmtree(cls.out, ignore_errors=True)
+            raise AssertionError("scripts/compare --quick still running "
+                                 "after %d s:\n%s" % (TIMEOUT, (
+                                     e.output or b"").decode(
+                                         errors="replace")))
+        cls.output = cls.proc.stdout.decode("utf-8", "replace")
+        try:
+            with open(os.path.join(cls.out, "results.json")) as f:
+                cls.results = json.load(f)
+        except (OSError, ValueError):
+            cls.results = None
+
+    @classmethod
+    def tearDownClass(cls):
+        if os.environ.get("FORKD_TEST_KEEP") != "1":
+            shutil.rmtree(cls.out, ignore_errors=True)
+
+    def rows(self):
+        self.assertIsNotNone(self.results, "no results.json:\n" + self.output)
+        return {(r["scenario"], r["server"]): r for r in self.results["wall"]}
+
+    def test_exit_status(self):
+        self.assertEqual(self.proc.returncode, 0, self.output)
+
+    def test_rows_within_10_percent_of_the_model(self):
+        rows = self.rows()
+        peer_s1 = 3.0 if self.peer.startswith("gunicorn") else 1.0
+        expect = {
+            (1, "forkd-1x1"): 3.0, (1, "forkd-3x1"): 1.0,
+            (1, "forkd-1x3"): 1.0, (1, self.peer): peer_s1,
+            (2, "forkd-1x1"): 1.0, (2, self.peer): 1.0,
+        }
+        self.assertEqual(sorted(rows), sorted(expect), self.output)
+        for key, predicted in expect.items():
+            r = rows[key]
+            self.assertAlmostEqual(r["predicted_s"], predicted, msg=key)
+            self.assertIsNotNone(r["measured_s"], "%s: %s\n%s" % (
+                key, r.get("failure"), self.output))
+            off = abs(r["measured_s"] - predicted) / predicted
+            self.assertLessEqual(off, 0.10, "%s: %.3f s for %.1f s\n%s" % (
+                key, r["measured_s"], predicted, self.output))
+            self.assertTrue(r["ok"], key)
+        self.assertTrue(self.results["ok"])
+
+    def test_each_request_ends_when_the_model_says(self):
+        """1 x 1 serves the three one after the other (ends at 1, 2, 3 s);
+        the peer and the other shapes end all three at about 1 s."""
+        for key, r in self.rows().items():
+            if key[0] != 1:
+                continue
+            self.assertEqual(len(r["transfers"]), 3, key)
+            for got, want in zip(r["measured_ends"], r["predicted_ends"]):
+                self.assertLess(abs(got - want), 0.1 * want + 0.05,
+                                "%s: ends %s, model %s" % (
+                                    key, r["measured_ends"],
+                                    r["predicted_ends"]))
+
+    def test_report(self):
+        with open(os.path.join(self.out, "report.md")) as f:
+            md = f.read()
+        self.assertIn("| forkd | 1 × 1 | 3 × `/resource/N` | 3 s |", md)
+        self.assertIn("| forkd | 1 × 3 | 3 × `/resource/N` | 1 s |", md)
+        self.assertIn("1 × `/resources` (five waits inside)", md)
+        self.assertIn("uvicorn" if self.peer.startswith("uvicorn")
+                      else "gunicorn sync", md)
+        self.assertIn("curl -sS --no-progress-meter --parallel", md)
+        self.assertIn("%d cores" % self.results["cores"], md)
+
+    def test_timelines(self):
+        if not has_matplotlib():
+            self.skipTest("python3-matplotlib is not installed "
+                          "(scripts/deps.sh test)")
+        names = ["scenario1.png"] + ["scenario1-%s.png" % k for k in (
+            "forkd-1x1", "forkd-3x1", "forkd-1x3", self.peer)]
+        for name in names:
+            png = os.path.join(self.out, name)
+            self.assertTrue(os.path.exists(png), "%s missing\n%s" % (
+                png, self.output))
+            self.assertIsNone(png_problem(png), png)
+
+    def test_every_server_stopped(self):
+        """No process of the run is left: every master and worker it
+        started (forkd's and the peer's) is gone."""
+        pids = self.results["pids"]
+        self.assertGreaterEqual(len(pids), 4 + 4, pids)
+        left = []
+        for pid in pids:
+            try:
+                with open("/proc/%d/cmdline" % pid, "rb") as f:
+                    cmd = f.read().replace(b"\0", b" ").decode(
+                        errors="replace")
+            except OSError:
+                continue
+            if any(w in cmd for w in ("forkd", "uvicorn", "gunicorn",
+                                      "multiprocessing")):
+                left.append("%d %s" % (pid, cmd))
+        self.assertEqual(left, [], "processes of the run still alive")
+
+    def test_readme_untouched(self):
+        self.assertEqual(digest(README), self.readme,
+                         "a --quick run must not rewrite README.md")
+
+
+if __name__ == "__main__":
+    unittest.main()
