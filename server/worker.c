@@ -308,8 +308,11 @@ worker_serve(struct worker_thread *t, struct conn *c, size_t head_len)
     }
     req->keep_alive = req->head.keep_alive && w->cfg->keepalive_s > 0 &&
                       !w->stopping && !worker_quit;
-    req->start_mono_us = worker_clock_us(CLOCK_MONOTONIC);
-    req->start_us = log_has_access() ? worker_clock_us(CLOCK_REALTIME) : 0;
+    /* Both clocks serve the access log only: without one, no reads. */
+    if (log_has_access()) {
+        req->start_mono_us = worker_clock_us(CLOCK_MONOTONIC);
+        req->start_us = worker_clock_us(CLOCK_REALTIME);
+    }
     sb_busy(t->sb, req->head.method, req->head.target, w->now_ms);
     atomic_store_explicit(&t->busy_since_ms, w->now_ms ? w->now_ms : 1,
                           memory_order_release);
