@@ -11,6 +11,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
+#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -824,11 +825,25 @@ worker_thread_init(struct worker *w, struct worker_thread *t, unsigned i,
 }
 
 static int
-worker_watch_fd(struct worker *w, int fd, uint64_t key)
+worker_watch_fd(struct worker *w, int fd, uint64_t key, uint32_t flags)
 {
-    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = key};
+    struct epoll_event ev = {.events = EPOLLIN | flags, .data.u64 = key};
 
     return epoll_ctl(w->ep, EPOLL_CTL_ADD, fd, &ev);
+}
+
+/* EPOLLEXCLUSIVE for the shared queues only where the kernel takes a woken
+ * waiter off the wait queue at once (6.0): before that, a worker woken
+ * for one connection would absorb the wake-ups of the next ones too. */
+static uint32_t
+worker_exclusive(void)
+{
+    struct utsname u;
+    int major = 0;
+
+    if (uname(&u) < 0 || sscanf(u.release, "%d", &major) != 1)
+        return 0;
+    return major >= 6 ? EPOLLEXCLUSIVE : 0;
 }
 
 static int
@@ -863,15 +878,20 @@ worker_setup(struct worker *w, const struct worker_env *env, int index)
         return -1;
     /* Invariant: a busy worker never accepts (DESIGN 2).  A thread looks
      * at the shared listen queue only from epoll_wait, which it calls only
-     * between requests.  Not EPOLLEXCLUSIVE: a worker woken for one
-     * connection absorbs the wake-ups of those arriving before it leaves
-     * epoll_wait, and they would wait for it while others are idle.  Every
-     * idle thread wakes instead, and the losers' accept4 says EAGAIN. */
+     * between requests.  EPOLLEXCLUSIVE: a new connection wakes one worker
+     * that has a thread waiting, not all of them (the losers' accept4 would
+     * fail).  The kernel counts an exclusive wake-up as delivered only to
+     * an epoll with a thread blocked in it, and (since 6.0) takes a woken
+     * thread off the wait queue at once, so a connection arriving while
+     * the first is being accepted goes to the next idle worker rather than
+     * waiting for this one; busy workers still see the socket ready (level
+     * triggered) when they come back.  The handoff queue is shared alike. */
+    uint32_t excl = worker_exclusive();
     for (size_t i = 0; i < w->n_ls; i++)
-        if (worker_watch_fd(w, w->ls[i].fd, WORKER_KEY_OWN | i) < 0)
+        if (worker_watch_fd(w, w->ls[i].fd, WORKER_KEY_OWN | i, excl) < 0)
             return -1;
-    if (worker_watch_fd(w, w->handoff_rx, WORKER_KEY_HANDOFF) < 0 ||
-        worker_watch_fd(w, w->stop_fd, WORKER_KEY_STOP) < 0)
+    if (worker_watch_fd(w, w->handoff_rx, WORKER_KEY_HANDOFF, excl) < 0 ||
+        worker_watch_fd(w, w->stop_fd, WORKER_KEY_STOP, 0) < 0)
         return -1;
     w->now_ms = sb_now_ms();
     return pthread_mutex_init(&w->lock, NULL) == 0 ? 0 : -1;
@@ -957,8 +977,12 @@ worker_run(const struct worker_env *env, int index)
     }
     /* A uid change makes the process undumpable, and its /proc files
      * root's: the watchdog reads the threads' state there. */
-    if (w.cfg->user[0] || w.cfg->group[0])
+    if (w.cfg->user[0] || w.cfg->group[0]) {
         (void)prctl(PR_SET_DUMPABLE, 1);
+        /* A credential change clears the parent-death signal too. */
+        if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != env->master)
+            _exit(WORKER_EXIT_BOOT);
+    }
     if (app_init(w.app, w.cfg->opts, w.cfg->n_opts) < 0) {
         log_error("worker %d: %s: init failed", index, w.app->path);
         _exit(WORKER_EXIT_BOOT);

@@ -83,7 +83,7 @@ def read_text(path):
     try:
         with open(path, "r", encoding="utf-8", errors="replace") as f:
             return f.read()
-    except FileNotFoundError:
+    except OSError:
         return ""
 
 
@@ -649,9 +649,24 @@ class Server:
         return read_text(self.stdout_path)
 
     def describe(self):
-        return ("--- forkd.ini\n%s--- error.log\n%s--- stderr\n%s---" % (
-            read_text(self.ini), self.log_text()[-6000:],
-            self.stderr_text()[-6000:]))
+        return ("--- forkd.ini\n%s--- error.log\n%s--- stderr\n%s"
+                "--- processes\n%s---" % (
+                    read_text(self.ini), self.log_text()[-6000:],
+                    self.stderr_text()[-6000:], self.process_states()))
+
+    def process_states(self):
+        """What the master and its children are doing (state, kernel wait
+        channel, stack when readable): for failures that look like a hang."""
+        out = []
+        pids = [self.pid] + children_of(self.pid) if self.pid else []
+        for p in pids:
+            fields = [read_text("/proc/%d/stat" % p).strip()[:200],
+                      "wchan=" + read_text("/proc/%d/wchan" % p).strip()]
+            stack = read_text("/proc/%d/stack" % p).strip()
+            if stack:
+                fields.append("stack:\n  " + stack.replace("\n", "\n  "))
+            out.append("pid %d: %s" % (p, " ".join(fields)))
+        return "\n".join(out) + "\n" if out else "(none)\n"
 
     def wait_log(self, regex, timeout=2.0):
         """The first error-log line matching regex, waiting up to timeout."""

@@ -306,7 +306,7 @@ class ReloadTest(unittest.TestCase):
             self.assertEqual(load.lost, [], line + "\n" + load.lost_detail())
             self.assertEqual(load.idle_closes, 0, line)
             self.assertGreater(load.ok, 200, line)
-            self.assertEqual(len(s.wait_workers(2, 3)), 2)
+            self.assertEqual(len(s.wait_workers(2, 10)), 2)
             self.assertEqual(get(s.port, "/").body, HELLO)
 
 
@@ -543,7 +543,7 @@ class RecycleTest(unittest.TestCase):
             self.assertLessEqual(max(pids.values()), 50 + 2, line)
             self.assertGreaterEqual(
                 count_lines(s, r"max_requests \(50\) served"), 4)
-            self.assertEqual(len(s.wait_workers(2, 3)), 2)
+            self.assertEqual(len(s.wait_workers(2, 10)), 2)
 
 
 class CrashTest(unittest.TestCase):
