@@ -172,6 +172,14 @@ daemon_chown(const char *path, const char *user, const char *group,
     return chown(path, uid, gid);
 }
 
+const char *
+daemon_worker_user(const char *user)
+{
+    if (user && user[0])
+        return user;
+    return geteuid() == 0 ? "nobody" : "";
+}
+
 int
 daemon_drop(const char *user, const char *group, char err[DAEMON_ERR_MAX])
 {

@@ -31,6 +31,11 @@ void daemon_pidfile_remove(const char *path);
 /* The pid in path, or -1. */
 pid_t daemon_pidfile_read(const char *path);
 
+/* The user workers run as: user when set, else "nobody" when the master
+ * is root (workers never keep root unless the configuration says
+ * user = root), else "" (the master's). */
+const char *daemon_worker_user(const char *user);
+
 /* Switch to user and group (names or numbers; either may be NULL or "").
  * Returns 0 or -1 with a message in err. */
 int daemon_drop(const char *user, const char *group, char err[DAEMON_ERR_MAX]);

@@ -76,3 +76,68 @@ handoff_recv(int sock, int *fd, struct handoff_meta *meta, char *buf,
     }
     return 0;
 }
+
+int
+handoff_send_fds(int sock, const int *fds, size_t n)
+{
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(HANDOFF_MAX_FDS * sizeof(int))];
+    } ctl;
+    unsigned char mask = 0;
+    int send[HANDOFF_MAX_FDS];
+    size_t k = 0;
+    struct iovec iov = {&mask, 1};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+
+    for (size_t i = 0; i < n && i < HANDOFF_MAX_FDS; i++)
+        if (fds[i] >= 0) {
+            mask |= (unsigned char)(1u << i);
+            send[k++] = fds[i];
+        }
+    if (k > 0) {
+        memset(&ctl, 0, sizeof(ctl));
+        msg.msg_control = ctl.buf;
+        msg.msg_controllen = CMSG_SPACE(k * sizeof(int));
+        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(k * sizeof(int));
+        memcpy(CMSG_DATA(c), send, k * sizeof(int));
+    }
+    return sendmsg(sock, &msg, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 ? -1 : 0;
+}
+
+int
+handoff_recv_fds(int sock, int *fds, size_t n)
+{
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(HANDOFF_MAX_FDS * sizeof(int))];
+    } ctl;
+    unsigned char mask = 0;
+    int got[HANDOFF_MAX_FDS];
+    size_t k = 0, used = 0;
+    struct iovec iov = {&mask, 1};
+    struct msghdr msg = {.msg_iov = &iov,
+                         .msg_iovlen = 1,
+                         .msg_control = ctl.buf,
+                         .msg_controllen = sizeof(ctl.buf)};
+    struct cmsghdr *c;
+
+    for (size_t i = 0; i < n; i++)
+        fds[i] = -1;
+    if (recvmsg(sock, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) < 0)
+        return -1;
+    c = CMSG_FIRSTHDR(&msg);
+    if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+        k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        memcpy(got, CMSG_DATA(c), k * sizeof(int));
+    }
+    for (size_t i = 0; i < n && i < HANDOFF_MAX_FDS; i++)
+        if ((mask & (1u << i)) && used < k)
+            fds[i] = got[used++];
+    while (used < k)
+        close(got[used++]); /* more than asked for */
+    return 0;
+}

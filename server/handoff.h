@@ -33,4 +33,16 @@ int handoff_send(int sock, int fd, const struct handoff_meta *meta,
 int handoff_recv(int sock, int *fd, struct handoff_meta *meta, char *buf,
                  size_t cap);
 
+#define HANDOFF_MAX_FDS 4
+
+/* Send n (at most HANDOFF_MAX_FDS) descriptors, -1 standing for none, as
+ * one message on a datagram socket; the caller keeps its own.  Returns 0
+ * or -1. */
+int handoff_send_fds(int sock, const int *fds, size_t n);
+
+/* Receive one message of handoff_send_fds into fds[0..n), -1 where none
+ * was sent; the caller owns those received.  Returns 0, or -1 (EAGAIN:
+ * no message). */
+int handoff_recv_fds(int sock, int *fds, size_t n);
+
 #endif

@@ -105,6 +105,31 @@ log_reopen(void)
 }
 
 void
+log_files(int *error_fd, int *access_fd)
+{
+    *error_fd = log_state.error_path ? log_state.error_fd : -1;
+    *access_fd = log_state.access_path ? log_state.access_fd : -1;
+}
+
+static void
+log_adopt_one(int nfd, int fd, const char *path)
+{
+    if (nfd < 0)
+        return;
+    if (path != NULL && fd > 2)
+        (void)dup3(nfd, fd, O_CLOEXEC);
+    close(nfd);
+}
+
+void
+log_adopt(int error_fd, int access_fd)
+{
+    log_access_flush();
+    log_adopt_one(error_fd, log_state.error_fd, log_state.error_path);
+    log_adopt_one(access_fd, log_state.access_fd, log_state.access_path);
+}
+
+void
 log_close(void)
 {
     log_access_flush();

@@ -18,6 +18,16 @@ int log_open(const char *error_path, const char *access_path,
 /* Reopen both files at their paths (logrotate).  Returns 0 or -1. */
 int log_reopen(void);
 
+/* The descriptors of the open log files in *error_fd and *access_fd, -1
+ * for a standard stream or none: what the master passes to workers. */
+void log_files(int *error_fd, int *access_fd);
+
+/* Put error_fd and access_fd (files the master reopened, -1: keep the
+ * current one) in place of the open log files, keeping the descriptor
+ * numbers; takes ownership of both.  A worker that dropped privileges
+ * could not open them itself. */
+void log_adopt(int error_fd, int access_fd);
+
 /* Close both logs (after flushing the access log); stderr stays usable. */
 void log_close(void);
 

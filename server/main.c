@@ -162,6 +162,8 @@ main_app_error(const struct cfg *c, const char *msg)
 static void
 main_print_check(const struct cfg *c, const struct app *app)
 {
+    const char *user;
+
     printf("forkd: configuration OK%s%s\n", c->file ? ": " : "",
            c->file ? c->file : "");
     for (size_t i = 0; i < c->n_binds; i++)
@@ -172,6 +174,8 @@ main_print_check(const struct cfg *c, const struct app *app)
            (app->desc->flags & FORKD_APP_THREADSAFE) ? ", thread-safe" : "");
     for (size_t i = 0; i < c->n_opts; i++)
         printf("  option %s = %s\n", c->opts[i].key, c->opts[i].value);
+    user = daemon_worker_user(c->user);
+    printf("  workers run as %s\n", user[0] ? user : "the master's user");
 }
 
 static int
@@ -332,6 +336,13 @@ main_preflight(const struct cfg *c)
     char err[DAEMON_ERR_MAX];
     pid_t old;
 
+    if (c->user[0] == '\0' &&
+        daemon_check_ids(daemon_worker_user(c->user), NULL, err) < 0) {
+        main_error(c, 0, "user",
+                   "workers do not run as root unless told: no user "
+                   "\"nobody\" to run them as; set user = NAME (or root)");
+        return -1;
+    }
     if (daemon_check_ids(c->user, c->group, err) < 0) {
         main_error(
             c, 0, c->user[0] && strncmp(err, "user", 4) == 0 ? "user" : "group",

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -42,6 +43,7 @@ struct master {
     struct sb board;
     unsigned gen_of[MASTER_MAX_WORKERS];
     unsigned char retiring[MASTER_MAX_WORKERS];
+    int chan[MASTER_MAX_WORKERS]; /* the master's end of each log channel */
     unsigned next_gen;
     unsigned target; /* workers wanted of the current generation */
     int ready;       /* the ready line was logged */
@@ -141,35 +143,52 @@ master_retire(struct master *m, unsigned i, int give_away)
     (void)kill(m->sb[i].pid, give_away ? SIGUSR2 : SIGQUIT);
 }
 
+/* In the child: keep only this worker's end of its log channel. */
+static void
+master_child(struct master *m, unsigned i, int chan[2])
+{
+    close(master_pipe[0]);
+    close(master_pipe[1]);
+    for (unsigned j = 0; j < MASTER_MAX_WORKERS; j++)
+        if (m->chan[j] >= 0)
+            close(m->chan[j]);
+    close(chan[0]);
+    worker_run(&m->cur->env, (int)i, chan[1]);
+}
+
 static void
 master_spawn(struct master *m, unsigned i)
 {
+    sigset_t all, old;
+    int chan[2];
     pid_t pid;
 
-    sigset_t all, old;
-
     sb_reset(&m->board, i);
-    m->sb[i].state = SB_BOOTING;
     m->gen_of[i] = m->cur->id;
     m->retiring[i] = 0;
+    if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
+                   chan) < 0) {
+        log_error("socketpair: %s", strerror(errno));
+        return;
+    }
+    m->sb[i].state = SB_BOOTING;
     /* Until the child has its own handlers, a signal sent to it (a TTOU
      * right after a TTIN, say) would run the master's and land in the
      * master's pipe: keep them blocked across fork; worker_run sets the
      * worker's mask. */
     sigfillset(&all);
     sigprocmask(SIG_BLOCK, &all, &old);
-    pid = fork();
-    if (pid == 0) {
-        close(master_pipe[0]);
-        close(master_pipe[1]);
-        worker_run(&m->cur->env, (int)i);
-    }
+    if ((pid = fork()) == 0)
+        master_child(m, i, chan);
     sigprocmask(SIG_SETMASK, &old, NULL);
+    close(chan[1]);
     if (pid < 0) {
         log_error("fork: %s", strerror(errno));
         m->sb[i].state = SB_EMPTY;
+        close(chan[0]);
         return;
     }
+    m->chan[i] = chan[0];
     m->sb[i].pid = pid;
     log_info("worker %u started (pid %d)", i, (int)pid);
 }
@@ -287,6 +306,9 @@ master_on_exit(struct master *m, unsigned i, pid_t pid, int status)
     master_log_exit(i, pid, status,
                     m->stopping || !current || (clean && !early));
     sb_reset(&m->board, i);
+    if (m->chan[i] >= 0)
+        close(m->chan[i]);
+    m->chan[i] = -1;
     m->retiring[i] = 0;
     if (m->stopping || !current)
         return;
@@ -495,20 +517,25 @@ master_resize(struct master *m, int target)
     log_notice("workers: %u", m->target);
 }
 
-/* Log files the master (re)created must stay writable by workers that
- * dropped to user/group: they reopen them on USR1 too. */
+/* USR1 (logrotate): reopen the logs here, then hand the files to every
+ * worker, which puts them in place of its own: workers that dropped
+ * privileges could not open them in a directory only root may enter. */
 static void
-master_chown_logs(const struct cfg *c)
+master_reopen_logs(struct master *m)
 {
-    const char *paths[] = {c->error_log, c->access_log};
-    char err[DAEMON_ERR_MAX];
+    int fds[2];
 
-    if (c->user[0] == '\0' && c->group[0] == '\0')
-        return;
-    for (size_t i = 0; i < 2; i++)
-        if (paths[i] && paths[i][0] && strcmp(paths[i], "-") != 0 &&
-            daemon_chown(paths[i], c->user, c->group, err) < 0)
-            log_warn("chown %s: %s", paths[i], strerror(errno));
+    if (log_reopen() < 0)
+        log_error("reopening logs: %s", strerror(errno));
+    log_files(&fds[0], &fds[1]);
+    for (unsigned i = 0; i < MASTER_MAX_WORKERS; i++) {
+        if (m->sb[i].pid <= 0)
+            continue;
+        if (m->chan[i] >= 0 && handoff_send_fds(m->chan[i], fds, 2) < 0)
+            log_warn("worker %u (pid %d): cannot pass the reopened logs: %s", i,
+                     (int)m->sb[i].pid, strerror(errno));
+        (void)kill(m->sb[i].pid, SIGUSR1);
+    }
 }
 
 static void
@@ -531,10 +558,7 @@ master_on_signal_event(struct master *m, int sig)
         master_upgrade(m);
         break;
     case SIGUSR1:
-        if (log_reopen() < 0)
-            log_error("reopening logs: %s", strerror(errno));
-        master_chown_logs(&m->cur->cfg);
-        master_kill(m, 0, SIGUSR1);
+        master_reopen_logs(m);
         break;
     case SIGTTIN:
     case SIGTTOU:
@@ -663,7 +687,22 @@ master_init(struct master *m, struct cfg *cfg, struct app *app,
     m->cur->env.board = &m->board;
     m->cur->env.master = getpid();
     m->target = cfg->workers;
+    for (unsigned i = 0; i < MASTER_MAX_WORKERS; i++)
+        m->chan[i] = -1;
     return 0;
+}
+
+static void
+master_log_user(const struct cfg *c)
+{
+    const char *user = daemon_worker_user(c->user);
+
+    if (geteuid() != 0)
+        return;
+    if (c->user[0] == '\0')
+        log_notice("workers run as %s (user = root keeps them root)", user);
+    else if (strcmp(user, "root") == 0 || strcmp(user, "0") == 0)
+        log_notice("workers run as root: user = %s says so", user);
 }
 
 int
@@ -682,9 +721,7 @@ master_run(struct cfg *cfg, struct app *app, struct listener *ls, size_t n_ls,
     }
     for (size_t i = 0; i < n_ls; i++)
         log_notice("listening on %s", ls[i].name);
-    master_chown_logs(&m->cur->cfg);
-    if (geteuid() == 0 && m->cur->cfg.user[0] == '\0')
-        log_notice("workers run as root: set user = to drop privileges");
+    master_log_user(&m->cur->cfg);
     master_loop(m);
     log_notice("stopped");
     daemon_ready(0); /* no-op once ready was sent */

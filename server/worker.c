@@ -77,7 +77,8 @@ struct worker {
     struct listener *ls;
     size_t n_ls;
     int handoff_tx, handoff_rx;
-    int stop_fd; /* eventfd, written once to wake every thread at stop */
+    int log_chan; /* the master passes reopened log files here (USR1) */
+    int stop_fd;  /* eventfd, written once to wake every thread at stop */
     struct sb_slot *slot;
     int ep;
     struct pool pool;
@@ -736,6 +737,17 @@ worker_event(struct worker_thread *t, uint64_t key)
     }
 }
 
+/* USR1: the master reopened the logs and sent the files first (a worker
+ * that dropped privileges may not be able to open them itself). */
+static void
+worker_adopt_logs(struct worker *w)
+{
+    int fds[2];
+
+    while (handoff_recv_fds(w->log_chan, fds, 2) == 0)
+        log_adopt(fds[0], fds[1]);
+}
+
 /* A thread's life: wait, take one piece of work, serve it.  In threads
  * mode each wait takes one event, so that the next ready connection goes
  * to the next idle thread rather than queueing behind this one. */
@@ -763,7 +775,7 @@ worker_loop(struct worker_thread *t)
             worker_event(t, evs[i].data.u64);
         if (worker_reopen) {
             worker_reopen = 0;
-            (void)log_reopen(); /* the master reports failures */
+            worker_adopt_logs(w);
         }
         if (worker_quit && !w->stopping)
             worker_begin_stop(w, worker_retire);
@@ -939,14 +951,37 @@ worker_teardown(struct worker *w)
         arena_fini(&w->threads[i].req.arena);
     }
     free(w->threads);
+    if (w->log_chan >= 0)
+        close(w->log_chan);
     if (w->stop_fd >= 0)
         close(w->stop_fd);
     if (w->ep >= 0)
         close(w->ep);
 }
 
+/* Drop to the workers' user and group before any handler code runs. */
+static int
+worker_drop(const struct worker *w, pid_t master, char err[DAEMON_ERR_MAX])
+{
+    const char *user = daemon_worker_user(w->cfg->user);
+
+    if (daemon_drop(user, w->cfg->group, err) < 0)
+        return -1;
+    if (user[0] == '\0' && w->cfg->group[0] == '\0')
+        return 0;
+    /* A uid change makes the process undumpable, and its /proc files
+     * root's: the watchdog reads the threads' state there.  It clears the
+     * parent-death signal too. */
+    (void)prctl(PR_SET_DUMPABLE, 1);
+    if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != master) {
+        snprintf(err, DAEMON_ERR_MAX, "the master is gone");
+        return -1;
+    }
+    return 0;
+}
+
 void
-worker_run(const struct worker_env *env, int index)
+worker_run(const struct worker_env *env, int index, int log_chan)
 {
     struct worker w = {.cfg = env->cfg,
                        .app = env->app,
@@ -954,10 +989,12 @@ worker_run(const struct worker_env *env, int index)
                        .n_ls = env->n_ls,
                        .handoff_tx = env->handoff[0],
                        .handoff_rx = env->handoff[1],
+                       .log_chan = log_chan,
                        .slot = &env->board->slots[index],
                        .ep = -1,
                        .stop_fd = -1};
     int status = 0;
+    char err[DAEMON_ERR_MAX];
 
     worker_signals();
     /* A worker never outlives its master (killed with SIGKILL, say): it
@@ -970,18 +1007,9 @@ worker_run(const struct worker_env *env, int index)
         log_error("worker %d: cannot start: %s", index, strerror(errno));
         _exit(WORKER_EXIT_BOOT);
     }
-    char err[DAEMON_ERR_MAX];
-    if (daemon_drop(w.cfg->user, w.cfg->group, err) < 0) {
+    if (worker_drop(&w, env->master, err) < 0) {
         log_error("worker %d: %s", index, err);
         _exit(WORKER_EXIT_BOOT);
-    }
-    /* A uid change makes the process undumpable, and its /proc files
-     * root's: the watchdog reads the threads' state there. */
-    if (w.cfg->user[0] || w.cfg->group[0]) {
-        (void)prctl(PR_SET_DUMPABLE, 1);
-        /* A credential change clears the parent-death signal too. */
-        if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != env->master)
-            _exit(WORKER_EXIT_BOOT);
     }
     if (app_init(w.app, w.cfg->opts, w.cfg->n_opts) < 0) {
         log_error("worker %d: %s: init failed", index, w.app->path);

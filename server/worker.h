@@ -27,8 +27,10 @@ struct worker_env {
 };
 
 /* Run a worker in the freshly forked child: reset signals, init the app,
- * serve until told to stop.  Never returns. */
-void worker_run(const struct worker_env *env, int index)
+ * serve until told to stop.  log_chan: the worker's end of its datagram
+ * socket pair with the master, which sends reopened log files there on
+ * USR1.  Never returns. */
+void worker_run(const struct worker_env *env, int index, int log_chan)
     __attribute__((noreturn));
 
 #endif

@@ -90,6 +90,8 @@ class ApiTest(unittest.TestCase):
         path = os.path.join(TMP, "data.bin")
         with open(path, "wb") as f:
             f.write(data)
+        os.chmod(TMP, 0o755)  # workers run as nobody when tests run as root
+        os.chmod(path, 0o644)
         with Server(TESTAPP, options={"file": path}) as s:
             r = get(s.port, "/sendfile")
             self.assertEqual(r.status, 200)

@@ -395,5 +395,53 @@ class CommandLineTest(unittest.TestCase):
                             "delay_ms = 50 not used (default is 5000)")
 
 
+def proc_ids(pid):
+    """(real uid, real gid) of a live process, from /proc/PID/status."""
+    ids = {}
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(("Uid:", "Gid:")):
+                ids[line[:3]] = int(line.split()[1])
+    return ids["Uid"], ids["Gid"]
+
+
+@unittest.skipUnless(os.geteuid() == 0, "the master must run as root")
+class PrivilegeTest(unittest.TestCase):
+    """Issue 5: workers never run as root unless the configuration says so
+    (user = root); by default a root master drops them to nobody."""
+
+    def setUp(self):
+        import pwd
+        try:
+            self.nobody = pwd.getpwnam("nobody")
+        except KeyError:
+            self.skipTest("no user nobody")
+
+    def test_workers_drop_to_nobody_by_default(self):
+        with Server("hello", workers=2) as s:
+            workers = s.wait_workers(2)
+            self.assertEqual(len(workers), 2)
+            self.assertEqual(proc_ids(s.pid), (0, 0))
+            for w in workers:
+                self.assertEqual(proc_ids(w), (self.nobody.pw_uid,
+                                               self.nobody.pw_gid))
+            self.assertEqual(get(s.port, "/").status, 200)
+            self.assertTrue(s.wait_log(r"workers run as nobody"))
+
+    def test_user_root_keeps_root(self):
+        with Server("hello", workers=1, server={"user": "root"}) as s:
+            (w,) = s.wait_workers(1)
+            self.assertEqual(proc_ids(w), (0, 0))
+            self.assertEqual(get(s.port, "/").status, 200)
+            self.assertTrue(s.wait_log(r"workers run as root: user = root"))
+
+    def test_check_names_the_workers_user(self):
+        tmp = Tmp(self)
+        ini = tmp.write("forkd.ini", "\n".join(ini_lines(free_port())) + "\n")
+        rc, out, err = run_forkd(["--check", "-c", ini], timeout=5)
+        self.assertEqual(rc, 0, err)
+        self.assertIn("workers run as nobody", out)
+
+
 if __name__ == "__main__":
     unittest.main()

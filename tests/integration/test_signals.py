@@ -642,19 +642,21 @@ class ReopenTest(unittest.TestCase):
 
     @unittest.skipUnless(os.geteuid() == 0, "needs root to drop to nobody")
     def test_usr1_reopens_logs_with_user(self):
-        """With user = nobody the workers cannot open a file the master
-        (root) creates at reopen: the new access log must still get their
-        lines (nginx chowns the reopened files to its worker user)."""
+        """With user = nobody the workers could not open the logs in a
+        directory only root may enter (the test's is 0700): the master
+        reopens them and passes the files to the workers, which write
+        their lines there; the files stay root's."""
         try:
             pwd.getpwnam("nobody")
         except KeyError:
             self.skipTest("no user nobody")
         s = Server(TESTAPP, workers=2, server={"user": "nobody"},
                    allow=[r"testapp-log"])
-        os.chmod(s.dir, 0o755)
         with s, explained(s):
+            self.assertEqual(os.stat(s.dir).st_mode & 0o077, 0)
             self.rotate(s)
-
+            for path in (s.access_log, s.error_log):
+                self.assertEqual(os.stat(path).st_uid, 0, path)
 
 if __name__ == "__main__":
     unittest.main()

@@ -328,6 +328,81 @@ START_TEST(test_handoff_queue_full)
 }
 END_TEST
 
+/* The log channel: descriptors with gaps (-1) arrive in their places, as
+ * new descriptors of the same files; an empty channel says EAGAIN. */
+START_TEST(test_handoff_fds_roundtrip)
+{
+    int ch[2], a[2], b[2], got[3], send[3];
+    char buf[8];
+
+    ck_assert_int_eq(
+        socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, ch),
+        0);
+    ck_assert_int_eq(pipe(a), 0);
+    ck_assert_int_eq(pipe(b), 0);
+    send[0] = a[1];
+    send[1] = -1;
+    send[2] = b[1];
+    int before = handoff_test_count_fds();
+    ck_assert_int_eq(handoff_send_fds(ch[0], send, 3), 0);
+    ck_assert_int_eq(handoff_recv_fds(ch[1], got, 3), 0);
+    ck_assert_int_eq(handoff_test_count_fds(), before + 2);
+    ck_assert_int_ge(got[0], 0);
+    ck_assert_int_eq(got[1], -1);
+    ck_assert_int_ge(got[2], 0);
+    ck_assert_int_ne(got[0], a[1]);
+    ck_assert_int_eq(fcntl(got[0], F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+    ck_assert_int_eq(write(got[0], "A", 1), 1);
+    ck_assert_int_eq(write(got[2], "B", 1), 1);
+    ck_assert_int_eq(read(a[0], buf, sizeof(buf)), 1);
+    ck_assert_int_eq(buf[0], 'A');
+    ck_assert_int_eq(read(b[0], buf, sizeof(buf)), 1);
+    ck_assert_int_eq(buf[0], 'B');
+    close(got[0]);
+    close(got[2]);
+    errno = 0;
+    ck_assert_int_eq(handoff_recv_fds(ch[1], got, 3), -1);
+    ck_assert_int_eq(errno, EAGAIN);
+    /* None at all: still a message, every slot -1. */
+    send[0] = send[2] = -1;
+    ck_assert_int_eq(handoff_send_fds(ch[0], send, 3), 0);
+    ck_assert_int_eq(handoff_recv_fds(ch[1], got, 3), 0);
+    ck_assert_int_eq(got[0], -1);
+    ck_assert_int_eq(got[2], -1);
+    ck_assert_int_eq(handoff_test_count_fds(), before);
+    close(a[0]);
+    close(a[1]);
+    close(b[0]);
+    close(b[1]);
+    close(ch[0]);
+    close(ch[1]);
+}
+END_TEST
+
+/* A receiver asking for fewer than were sent closes the rest. */
+START_TEST(test_handoff_fds_fewer)
+{
+    int ch[2], p[2], got[1], send[2];
+
+    ck_assert_int_eq(
+        socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, ch),
+        0);
+    ck_assert_int_eq(pipe(p), 0);
+    send[0] = p[0];
+    send[1] = p[1];
+    int before = handoff_test_count_fds();
+    ck_assert_int_eq(handoff_send_fds(ch[0], send, 2), 0);
+    ck_assert_int_eq(handoff_recv_fds(ch[1], got, 1), 0);
+    ck_assert_int_ge(got[0], 0);
+    close(got[0]);
+    ck_assert_int_eq(handoff_test_count_fds(), before);
+    close(p[0]);
+    close(p[1]);
+    close(ch[0]);
+    close(ch[1]);
+}
+END_TEST
+
 static Suite *
 handoff_suite(void)
 {
@@ -343,6 +418,8 @@ handoff_suite(void)
     tcase_add_test(tc, test_handoff_big_data);
     tcase_add_test(tc, test_handoff_send_too_big);
     tcase_add_test(tc, test_handoff_queue_full);
+    tcase_add_test(tc, test_handoff_fds_roundtrip);
+    tcase_add_test(tc, test_handoff_fds_fewer);
     suite_add_tcase(s, tc);
     return s;
 }

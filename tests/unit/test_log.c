@@ -6,6 +6,7 @@
 
 #include <check.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -324,6 +325,60 @@ START_TEST(test_log_reopen)
 }
 END_TEST
 
+/* A worker takes the files its master reopened (log_files on one side,
+ * log_adopt on the other): the descriptor numbers stay, the lines go to
+ * the new files, and -1 keeps the current one. */
+START_TEST(test_log_adopt)
+{
+    char err[128], acc[128], err2[128], acc2[128];
+    int efd, afd, nerr, nacc, keep_e, keep_a;
+
+    log_test_path(err, sizeof(err), "adopt-error.log");
+    log_test_path(acc, sizeof(acc), "adopt-access.log");
+    log_test_path(err2, sizeof(err2), "adopt-error2.log");
+    log_test_path(acc2, sizeof(acc2), "adopt-access2.log");
+    ck_assert_int_eq(log_open(err, acc, FORKD_LOG_INFO), 0);
+    log_files(&keep_e, &keep_a);
+    ck_assert_int_gt(keep_e, 2);
+    ck_assert_int_gt(keep_a, 2);
+    log_access("b1", 2); /* buffered: flushed to the old file first */
+    nerr = open(err2, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    nacc = open(acc2, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    ck_assert_int_ge(nerr, 0);
+    ck_assert_int_ge(nacc, 0);
+    log_adopt(nerr, nacc);
+    ck_assert_int_eq(fcntl(nerr, F_GETFD), -1); /* taken over, closed */
+    ck_assert_int_eq(fcntl(nacc, F_GETFD), -1);
+    log_files(&efd, &afd);
+    ck_assert_int_eq(efd, keep_e);
+    ck_assert_int_eq(afd, keep_a);
+    log_info("after");
+    log_access("b2", 2);
+    log_access_flush();
+    log_adopt(-1, -1); /* nothing sent: nothing changes */
+    log_access("b3", 2);
+    log_close();
+    log_test_expect(acc, "b1\n");
+    log_test_expect(acc2, "b2\nb3\n");
+    char *got = log_test_slurp(err2);
+    ck_assert_str_eq(log_test_assert_line(got, "info", "after"), "");
+    free(got);
+}
+END_TEST
+
+/* Standard streams are not files to pass on. */
+START_TEST(test_log_files_stdio)
+{
+    int efd, afd;
+
+    ck_assert_int_eq(log_open(NULL, "-", FORKD_LOG_INFO), 0);
+    log_files(&efd, &afd);
+    ck_assert_int_eq(efd, -1);
+    ck_assert_int_eq(afd, -1);
+    log_close();
+}
+END_TEST
+
 /* With the error log on stderr there is nothing to reopen. */
 START_TEST(test_log_reopen_stderr)
 {
@@ -485,6 +540,8 @@ log_suite(void)
     tcase_add_test(files, test_log_access_huge_line);
     tcase_add_test(files, test_log_access_close_flushes);
     tcase_add_test(files, test_log_access_per_thread);
+    tcase_add_test(files, test_log_adopt);
+    tcase_add_test(files, test_log_files_stdio);
     suite_add_tcase(s, files);
     return s;
 }
