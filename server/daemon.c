@@ -181,26 +181,38 @@ daemon_worker_user(const char *user)
 }
 
 int
-daemon_drop(const char *user, const char *group, char err[DAEMON_ERR_MAX])
+daemon_creds(const char *user, const char *group, struct daemon_creds *c,
+             char err[DAEMON_ERR_MAX])
 {
-    uid_t uid;
-    gid_t gid;
-
-    if (daemon_ids(user, group, &uid, &gid, err) < 0)
+    c->n_groups = 0;
+    if (daemon_ids(user, group, &c->uid, &c->gid, err) < 0)
         return -1;
+    if (c->uid == (uid_t)-1)
+        return 0;
+    c->n_groups = DAEMON_MAX_GROUPS;
+    if (getgrouplist(user, c->gid, c->groups, &c->n_groups) < 0) {
+        snprintf(err, DAEMON_ERR_MAX, "user: \"%s\" is in more than %d groups",
+                 user, DAEMON_MAX_GROUPS);
+        return -1;
+    }
+    return 0;
+}
+
+int
+daemon_drop(const struct daemon_creds *c, char err[DAEMON_ERR_MAX])
+{
     /* Group first: once the uid is dropped, the gid can no longer be. */
-    if (gid != (gid_t)-1 &&
-        (setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0)) {
+    if (c->gid != (gid_t)-1 &&
+        (setgroups(0, NULL) < 0 || setresgid(c->gid, c->gid, c->gid) < 0)) {
         snprintf(err, DAEMON_ERR_MAX, "group: cannot switch: %s",
                  strerror(errno));
         return -1;
     }
-    if (uid != (uid_t)-1) {
-        if (initgroups(user, gid) < 0 || setresuid(uid, uid, uid) < 0) {
-            snprintf(err, DAEMON_ERR_MAX, "user: cannot switch: %s",
-                     strerror(errno));
-            return -1;
-        }
+    if (c->uid != (uid_t)-1 && (setgroups((size_t)c->n_groups, c->groups) < 0 ||
+                                setresuid(c->uid, c->uid, c->uid) < 0)) {
+        snprintf(err, DAEMON_ERR_MAX, "user: cannot switch: %s",
+                 strerror(errno));
+        return -1;
     }
     return 0;
 }

@@ -36,9 +36,25 @@ pid_t daemon_pidfile_read(const char *path);
  * user = root), else "" (the master's). */
 const char *daemon_worker_user(const char *user);
 
-/* Switch to user and group (names or numbers; either may be NULL or "").
- * Returns 0 or -1 with a message in err. */
-int daemon_drop(const char *user, const char *group, char err[DAEMON_ERR_MAX]);
+#define DAEMON_MAX_GROUPS 256
+
+/* Who workers become: looked up once in the master, so that workers never
+ * load the name service (its buffers would be private memory in each). */
+struct daemon_creds {
+    uid_t uid;    /* (uid_t)-1: keep */
+    gid_t gid;    /* (gid_t)-1: keep */
+    int n_groups; /* supplementary groups of the user, with uid only */
+    gid_t groups[DAEMON_MAX_GROUPS];
+};
+
+/* Look user and group (names or numbers; either may be NULL or "") up
+ * into *c.  Returns 0 or -1 with a message in err. */
+int daemon_creds(const char *user, const char *group, struct daemon_creds *c,
+                 char err[DAEMON_ERR_MAX]);
+
+/* Switch to *c: groups first, then the uid.  Returns 0 or -1 with a
+ * message in err. */
+int daemon_drop(const struct daemon_creds *c, char err[DAEMON_ERR_MAX]);
 
 /* chown path to user and group (either may be NULL or ""): 0 or -1. */
 int daemon_chown(const char *path, const char *user, const char *group,

@@ -686,6 +686,14 @@ master_init(struct master *m, struct cfg *cfg, struct app *app,
     m->cur->env.n_ls = n_ls;
     m->cur->env.board = &m->board;
     m->cur->env.master = getpid();
+    /* Once, here: workers only switch (user changes need a restart). */
+    char err[DAEMON_ERR_MAX];
+    if (daemon_creds(daemon_worker_user(cfg->user), cfg->group,
+                     &m->cur->env.creds, err) < 0) {
+        log_error("%s", err);
+        errno = EINVAL;
+        return -1;
+    }
     m->target = cfg->workers;
     for (unsigned i = 0; i < MASTER_MAX_WORKERS; i++)
         m->chan[i] = -1;

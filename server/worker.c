@@ -998,19 +998,17 @@ worker_teardown(struct worker *w)
 
 /* Drop to the workers' user and group before any handler code runs. */
 static int
-worker_drop(const struct worker *w, pid_t master, char err[DAEMON_ERR_MAX])
+worker_drop(const struct worker_env *env, char err[DAEMON_ERR_MAX])
 {
-    const char *user = daemon_worker_user(w->cfg->user);
-
-    if (daemon_drop(user, w->cfg->group, err) < 0)
-        return -1;
-    if (user[0] == '\0' && w->cfg->group[0] == '\0')
+    if (env->creds.uid == (uid_t)-1 && env->creds.gid == (gid_t)-1)
         return 0;
+    if (daemon_drop(&env->creds, err) < 0)
+        return -1;
     /* A uid change makes the process undumpable, and its /proc files
      * root's: the watchdog reads the threads' state there.  It clears the
      * parent-death signal too. */
     (void)prctl(PR_SET_DUMPABLE, 1);
-    if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != master) {
+    if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != env->master) {
         snprintf(err, DAEMON_ERR_MAX, "the master is gone");
         return -1;
     }
@@ -1044,7 +1042,7 @@ worker_run(const struct worker_env *env, int index, int log_chan)
         log_error("worker %d: cannot start: %s", index, strerror(errno));
         _exit(WORKER_EXIT_BOOT);
     }
-    if (worker_drop(&w, env->master, err) < 0) {
+    if (worker_drop(env, err) < 0) {
         log_error("worker %d: %s", index, err);
         _exit(WORKER_EXIT_BOOT);
     }

@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "daemon.h"
+
 struct cfg;
 struct app;
 struct listener;
@@ -23,7 +25,8 @@ struct worker_env {
     size_t n_ls;
     int handoff[2]; /* see handoff.h: [0] sends, [1] receives */
     struct sb *board;
-    pid_t master; /* the parent, whose death ends the worker */
+    pid_t master;              /* the parent, whose death ends the worker */
+    struct daemon_creds creds; /* who the worker becomes before init */
 };
 
 /* Run a worker in the freshly forked child: reset signals, init the app,
