@@ -77,3 +77,19 @@ sb_idle(struct sb_slot *s, struct sb_thread *t)
     t->req_start_ms = 0;
     __atomic_fetch_add(&s->requests, 1, __ATOMIC_RELAXED);
 }
+
+unsigned
+sb_idle_threads(const struct sb *sb, size_t except)
+{
+    unsigned n = 0;
+
+    for (size_t i = 0; i < sb->n_slots; i++) {
+        const struct sb_slot *s = &sb->slots[i];
+        size_t nt = s->n_threads < sb->n_threads ? s->n_threads : sb->n_threads;
+        if (i == except || s->pid <= 0 || s->state != SB_IDLE)
+            continue;
+        for (size_t t = 0; t < nt; t++)
+            n += sb_thread(sb, i, t)->req_start_ms == 0;
+    }
+    return n;
+}

@@ -23,6 +23,7 @@ struct sb_slot {
     volatile int state;             /* enum sb_state */
     volatile uint64_t heartbeat_ms; /* monotonic */
     uint64_t requests;              /* served; atomic adds */
+    volatile unsigned n_threads;    /* handler threads, set at boot */
 };
 
 struct sb_thread {
@@ -49,6 +50,10 @@ void sb_reset(struct sb *sb, size_t i);
 
 /* Monotonic milliseconds (CLOCK_MONOTONIC_COARSE, no syscall). */
 uint64_t sb_now_ms(void);
+
+/* Handler threads not in a request, over the serving workers other than
+ * slot except: how many handed-off connections would be taken at once. */
+unsigned sb_idle_threads(const struct sb *sb, size_t except);
 
 /* Worker side: a thread starts a request ("METHOD TARGET") or ends it. */
 void sb_busy(struct sb_thread *t, const char *method, const char *target,
