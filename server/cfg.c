@@ -561,6 +561,10 @@ cfg_ini_handler(void *user, const char *section, const char *name,
             rc = -1;
         } else {
             rc = cfg_set_key(ld->c, k, value, ld->c->dir, msg);
+            if (strcmp(name, "user") == 0)
+                ld->c->user_line = line;
+            else if (strcmp(name, "group") == 0)
+                ld->c->group_line = line;
         }
     } else if (strcmp(section, "app") == 0) {
         rc = cfg_set_app(ld, name, value, msg, line);

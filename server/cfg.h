@@ -50,6 +50,7 @@ struct cfg {
 
     char *app_path;            /* owned, resolved against dir */
     int app_line;              /* line of [app] path, 0 if not from the file */
+    int user_line, group_line; /* lines of user and group, 0: not in it */
     struct forkd_option *opts; /* [app] options; keys and values owned */
     size_t n_opts;
 };

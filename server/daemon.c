@@ -122,31 +122,71 @@ daemon_pidfile_remove(const char *path)
         (void)unlink(path);
 }
 
+/* A decimal id, or -1. */
+static long
+daemon_number(const char *s)
+{
+    char *end;
+    long v;
+
+    if (s[0] < '0' || s[0] > '9')
+        return -1;
+    errno = 0;
+    v = strtol(s, &end, 10);
+    return errno || *end || v > 0x7fffffff ? -1 : v;
+}
+
+/* user and group (names, or numbers without an entry) to ids; the user's
+ * own group unless group is given; *name: the user's passwd name, for its
+ * supplementary groups, or NULL. */
+static int
+daemon_ids_named(const char *user, const char *group, uid_t *uid, gid_t *gid,
+                 const char **name, char err[DAEMON_ERR_MAX])
+{
+    struct passwd *pw = NULL;
+    struct group *gr;
+    long n;
+
+    *uid = (uid_t)-1;
+    *gid = (gid_t)-1;
+    *name = NULL;
+    if (user && user[0]) {
+        if ((pw = getpwnam(user)) == NULL && (n = daemon_number(user)) >= 0)
+            pw = getpwuid((uid_t)n);
+        if (pw != NULL) {
+            *uid = pw->pw_uid;
+            *gid = pw->pw_gid;
+            *name = pw->pw_name;
+        } else if ((n = daemon_number(user)) >= 0 && group && group[0]) {
+            *uid = (uid_t)n; /* a bare uid, as containers use */
+        } else {
+            snprintf(err, DAEMON_ERR_MAX,
+                     n >= 0 ? "user: uid %s has no passwd entry: set group too"
+                            : "user: no user \"%s\"",
+                     user);
+            return -1;
+        }
+    }
+    if (group && group[0]) {
+        if ((gr = getgrnam(group)) != NULL)
+            *gid = gr->gr_gid;
+        else if ((n = daemon_number(group)) >= 0)
+            *gid = (gid_t)n;
+        else {
+            snprintf(err, DAEMON_ERR_MAX, "group: no group \"%s\"", group);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static int
 daemon_ids(const char *user, const char *group, uid_t *uid, gid_t *gid,
            char err[DAEMON_ERR_MAX])
 {
-    struct passwd *pw = NULL;
-    struct group *gr;
+    const char *name;
 
-    *uid = (uid_t)-1;
-    *gid = (gid_t)-1;
-    if (user && user[0]) {
-        if ((pw = getpwnam(user)) == NULL) {
-            snprintf(err, DAEMON_ERR_MAX, "user: no user \"%s\"", user);
-            return -1;
-        }
-        *uid = pw->pw_uid;
-        *gid = pw->pw_gid;
-    }
-    if (group && group[0]) {
-        if ((gr = getgrnam(group)) == NULL) {
-            snprintf(err, DAEMON_ERR_MAX, "group: no group \"%s\"", group);
-            return -1;
-        }
-        *gid = gr->gr_gid;
-    }
-    return 0;
+    return daemon_ids_named(user, group, uid, gid, &name, err);
 }
 
 int
@@ -184,13 +224,20 @@ int
 daemon_creds(const char *user, const char *group, struct daemon_creds *c,
              char err[DAEMON_ERR_MAX])
 {
+    const char *name;
+
     c->n_groups = 0;
-    if (daemon_ids(user, group, &c->uid, &c->gid, err) < 0)
+    if (daemon_ids_named(user, group, &c->uid, &c->gid, &name, err) < 0)
         return -1;
     if (c->uid == (uid_t)-1)
         return 0;
+    if (name == NULL) { /* a bare uid: its group only */
+        c->groups[0] = c->gid;
+        c->n_groups = 1;
+        return 0;
+    }
     c->n_groups = DAEMON_MAX_GROUPS;
-    if (getgrouplist(user, c->gid, c->groups, &c->n_groups) < 0) {
+    if (getgrouplist(name, c->gid, c->groups, &c->n_groups) < 0) {
         snprintf(err, DAEMON_ERR_MAX, "user: \"%s\" is in more than %d groups",
                  user, DAEMON_MAX_GROUPS);
         return -1;

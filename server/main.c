@@ -344,9 +344,9 @@ main_preflight(const struct cfg *c)
         return -1;
     }
     if (daemon_check_ids(c->user, c->group, err) < 0) {
-        main_error(
-            c, 0, c->user[0] && strncmp(err, "user", 4) == 0 ? "user" : "group",
-            "%s", strchr(err, ' ') + 1);
+        int user = c->user[0] && strncmp(err, "user", 4) == 0;
+        main_error(c, user ? c->user_line : c->group_line,
+                   user ? "user" : "group", "%s", strchr(err, ' ') + 1);
         return -1;
     }
     if (c->daemon && (c->error_log == NULL || c->error_log[0] == '\0' ||

@@ -99,6 +99,16 @@ class BadConfigTest(unittest.TestCase):
     def bad(self, lines, line, key, args=()):
         return self.config_error("\n".join(lines) + "\n", line, key, args)
 
+    def test_unknown_user_and_group(self):
+        """A user or group that does not exist: its file, line and key."""
+        port = free_port()
+        line = self.bad(ini_lines(port, extra_server=[
+            "user = no-such-user-forkd"]), 4, "user")
+        self.assertIn('no user "no-such-user-forkd"', line)
+        line = self.bad(ini_lines(port, extra_server=[
+            "user = root", "group = no-such-group-forkd"]), 5, "group")
+        self.assertIn('no group "no-such-group-forkd"', line)
+
     def test_unknown_key(self):
         port = free_port()
         lines = ini_lines(port, extra_server=["bogus_key = 1"])
@@ -434,6 +444,31 @@ class PrivilegeTest(unittest.TestCase):
             self.assertEqual(proc_ids(w), (0, 0))
             self.assertEqual(get(s.port, "/").status, 200)
             self.assertTrue(s.wait_log(r"workers run as root: user = root"))
+
+    def test_numeric_user_and_group(self):
+        """A uid with a passwd entry takes that user's group; a bare uid
+        (no entry, as in containers) needs group, which may be a number
+        too; without it, one line naming the key."""
+        uid = self.nobody.pw_uid
+        with Server("hello", workers=1, server={"user": str(uid)}) as s:
+            (w,) = s.wait_workers(1)
+            self.assertEqual(proc_ids(w), (uid, self.nobody.pw_gid))
+            self.assertEqual(get(s.port, "/").status, 200)
+        import pwd
+        bare = next(u for u in range(4242, 5242)
+                    if not any(p.pw_uid == u for p in pwd.getpwall()))
+        with Server("hello", workers=1,
+                    server={"user": str(bare), "group": str(bare)}) as s:
+            (w,) = s.wait_workers(1)
+            self.assertEqual(proc_ids(w), (bare, bare))
+            self.assertEqual(get(s.port, "/").status, 200)
+        tmp = Tmp(self)
+        ini = tmp.write("forkd.ini", "\n".join(
+            ini_lines(free_port(), extra_server=["user = %d" % bare])) + "\n")
+        rc, out, err = run_forkd(["-c", ini], timeout=5)
+        self.assertNotEqual(rc, 0)
+        self.assertRegex(err, r"^forkd: .*forkd\.ini:\d+: user: uid %d has no "
+                         r"passwd entry: set group too$" % bare)
 
     def test_check_names_the_workers_user(self):
         tmp = Tmp(self)
