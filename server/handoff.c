@@ -77,13 +77,16 @@ handoff_recv(int sock, int *fd, struct handoff_meta *meta, char *buf,
     return 0;
 }
 
+/* Control room for HANDOFF_MAX_FDS descriptors, aligned for cmsghdr. */
+union handoff_fds_ctl {
+    struct cmsghdr h;
+    char buf[CMSG_SPACE(HANDOFF_MAX_FDS * sizeof(int))];
+};
+
 int
 handoff_send_fds(int sock, const int *fds, size_t n)
 {
-    union {
-        struct cmsghdr h;
-        char buf[CMSG_SPACE(HANDOFF_MAX_FDS * sizeof(int))];
-    } ctl;
+    union handoff_fds_ctl ctl;
     unsigned char mask = 0;
     int send[HANDOFF_MAX_FDS];
     size_t k = 0;
@@ -111,10 +114,7 @@ handoff_send_fds(int sock, const int *fds, size_t n)
 int
 handoff_recv_fds(int sock, int *fds, size_t n)
 {
-    union {
-        struct cmsghdr h;
-        char buf[CMSG_SPACE(HANDOFF_MAX_FDS * sizeof(int))];
-    } ctl;
+    union handoff_fds_ctl ctl;
     unsigned char mask = 0;
     int got[HANDOFF_MAX_FDS];
     size_t k = 0, used = 0;

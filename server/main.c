@@ -336,17 +336,15 @@ main_preflight(const struct cfg *c)
     char err[DAEMON_ERR_MAX];
     pid_t old;
 
-    if (c->user[0] == '\0' &&
-        daemon_check_ids(daemon_worker_user(c->user), NULL, err) < 0) {
-        main_error(c, 0, "user",
-                   "workers do not run as root unless told: no user "
-                   "\"nobody\" to run them as; set user = NAME (or root)");
-        return -1;
-    }
-    if (daemon_check_ids(c->user, c->group, err) < 0) {
-        int user = c->user[0] && strncmp(err, "user", 4) == 0;
-        main_error(c, user ? c->user_line : c->group_line,
-                   user ? "user" : "group", "%s", strchr(err, ' ') + 1);
+    if (daemon_check_ids(daemon_worker_user(c->user), c->group, err) < 0) {
+        int user = strncmp(err, "user", 4) == 0;
+        if (user && c->user[0] == '\0')
+            main_error(c, 0, "user",
+                       "workers do not run as root unless told: no user "
+                       "\"nobody\" to run them as; set user = NAME (or root)");
+        else
+            main_error(c, user ? c->user_line : c->group_line,
+                       user ? "user" : "group", "%s", strchr(err, ' ') + 1);
         return -1;
     }
     if (c->daemon && (c->error_log == NULL || c->error_log[0] == '\0' ||

@@ -486,15 +486,38 @@ def require_binary():
                              "with make" % FORKD_BIN)
 
 
-def kill_session(sid):
-    """SIGKILL every live process of session sid; return their pids."""
-    left = session_pids(sid)
-    for p in left:
+def kill_pids(pids):
+    """SIGKILL each of pids that is still there; return pids."""
+    for p in pids:
         try:
             os.kill(p, signal.SIGKILL)
         except ProcessLookupError:
             pass
-    return left
+    return pids
+
+
+def kill_session(sid):
+    """SIGKILL every live process of session sid; return their pids."""
+    return kill_pids(session_pids(sid))
+
+
+def stop_pid(pid, timeout=5.0):
+    """SIGTERM pid, SIGKILL it after timeout; also the processes it forked
+    (found through /proc as its children).  Returns the pids killed with
+    SIGKILL."""
+    if pid is None or not pid_alive(pid):
+        return []
+    kids = children_of(pid)
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return []
+    killed = []
+    if not wait_for(lambda: not pid_alive(pid), timeout):
+        killed.append(pid)
+    if not wait_for(lambda: not any(pid_alive(k) for k in kids), 2.0):
+        killed += [k for k in kids if pid_alive(k)]
+    return kill_pids(killed)
 
 
 def run_forkd(args, timeout=5.0, cwd=None, env=None):

@@ -19,8 +19,8 @@ import time
 import unittest
 
 from forkdtest import (FORKD_APPS, FORKD_BIN, KEEP, SANITIZER_RE, WARN_RE,
-                       free_port, get, pid_alive, proc_stat, read_text,
-                       require_binary, session_pids, wait_for)
+                       free_port, get, kill_session, pid_alive, proc_stat,
+                       read_text, require_binary, session_pids, wait_for)
 
 HELLO = b"Hello, World!\n"
 
@@ -36,13 +36,7 @@ def stop_session(sid, timeout=5.0):
         except ProcessLookupError:
             pass
     wait_for(lambda: not session_pids(sid), timeout)
-    left = session_pids(sid)
-    for p in left:
-        try:
-            os.kill(p, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    return left
+    return kill_session(sid)
 
 
 class DaemonTest(unittest.TestCase):

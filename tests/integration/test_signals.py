@@ -21,9 +21,9 @@ import threading
 import time
 import unittest
 
-from forkdtest import (Conn, Server, build_testapp, children_of, compile_so,
-                       get, parse_responses, pid_alive, proc_stat, raw_closed,
-                       read_text, wait_for)
+from forkdtest import (build_testapp, children_of, compile_so, Conn, get,
+                       parse_responses, pid_alive, proc_stat, raw_closed,
+                       read_text, Server, stop_pid, wait_for)
 from loadclient import Load
 
 # A worker's death or recycling, logged at warn by the master.
@@ -135,30 +135,6 @@ def count_lines(s, regex):
 def wait_count(s, regex, n, timeout):
     """Wait until the error log has at least n lines matching regex."""
     return wait_for(lambda: count_lines(s, regex) >= n, timeout)
-
-
-def stop_pid(pid, timeout=5.0):
-    """SIGTERM pid, SIGKILL it after timeout; also the processes it forked
-    (found through /proc as its children).  Returns the pids killed with
-    SIGKILL."""
-    if pid is None or not pid_alive(pid):
-        return []
-    kids = children_of(pid)
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return []
-    killed = []
-    if not wait_for(lambda: not pid_alive(pid), timeout):
-        killed.append(pid)
-    if not wait_for(lambda: not any(pid_alive(k) for k in kids), 2.0):
-        killed += [k for k in kids if pid_alive(k)]
-    for p in killed:
-        try:
-            os.kill(p, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    return killed
 
 
 class Sampler(threading.Thread):

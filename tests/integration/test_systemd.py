@@ -30,8 +30,8 @@ import time
 import unittest
 
 import forkdtest
-from forkdtest import (REPO, Server, children_of, free_port, get, pid_alive,
-                       read_text, wait_for)
+from forkdtest import (REPO, children_of, free_port, get, pid_alive, read_text,
+                       Server, stop_pid, wait_for)
 
 HELLO = b"Hello, World!\n"
 
@@ -119,26 +119,6 @@ def started(s, **env):
             raise
     else:
         s.__exit__(None, None, None)
-
-
-def stop_pid(pid, timeout=5.0):
-    """TERM pid and its children, KILL what is left after timeout."""
-    if pid is None or not pid_alive(pid):
-        return []
-    kids = children_of(pid)
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        pass
-    wait_for(lambda: not pid_alive(pid) and
-             not any(pid_alive(k) for k in kids), timeout)
-    left = [p for p in [pid] + kids if pid_alive(p)]
-    for p in left:
-        try:
-            os.kill(p, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    return left
 
 
 class NotifyTest(unittest.TestCase):
