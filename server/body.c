@@ -107,21 +107,48 @@ body_trailer_byte(struct body *b, unsigned char c)
     }
 }
 
+/* Whether framing byte c counts against framing_max: the bytes of
+ * extensions after the ';' (with their CR), of BWS, and of trailer lines
+ * (with their CRLF). */
+static int
+body_is_counted(const struct body *b, unsigned char c)
+{
+    switch (b->state) {
+    case BODY_SIZE_WS:
+    case BODY_EXT:
+    case BODY_TRAILER_LF:
+        return 1;
+    case BODY_TRAILER:
+        return c != '\r' || b->line_len > 0;
+    default:
+        return 0;
+    }
+}
+
 /* One byte of framing (anything but data). */
 static int
 body_framing_byte(struct body *b, unsigned char c)
 {
-    if (++b->framing > b->framing_max)
+    /* Extensions, the whitespace before them and trailers carry no data,
+     * so they alone are bounded (by framing_max).  Size digits (at most
+     * BODY_MAX_DIGITS) and CRLFs are not counted: every chunk but the last
+     * carries at least one data byte, which the body limit counts, so a
+     * body of many small chunks is as legitimate as one big chunk. */
+    if (body_is_counted(b, c) && ++b->framing > b->framing_max)
         return -1;
     switch (b->state) {
     case BODY_DATA_CR:
+        if (c != '\r')
+            return -1; /* the state stays: a failed body never moves on */
         b->state = BODY_DATA_LF;
-        return c == '\r' ? 0 : -1;
+        return 0;
     case BODY_DATA_LF:
+        if (c != '\n')
+            return -1;
         b->state = BODY_SIZE;
         b->left = 0;
         b->digits = 0;
-        return c == '\n' ? 0 : -1;
+        return 0;
     case BODY_TRAILER:
     case BODY_TRAILER_LF:
     case BODY_END_LF:

@@ -31,12 +31,13 @@ struct body {
     unsigned digits;  /* of the chunk size being read */
     size_t line_len;  /* of the trailer line being read */
     int in_value;     /* past the trailer line's colon */
-    uint64_t framing; /* size lines, extensions and trailers so far */
+    uint64_t framing; /* extension and trailer bytes so far */
     uint64_t framing_max;
 };
 
 /* Start a body: chunked, or length bytes (0: no body at all).
- * framing_max bounds the bytes of chunk framing and trailers. */
+ * framing_max bounds the bytes of chunk extensions (with the whitespace
+ * before them) and trailers; size digits and CRLFs are not counted. */
 void body_init(struct body *b, int chunked, uint64_t length,
                uint64_t framing_max);
 

@@ -209,26 +209,44 @@ conn_fill_body(struct conn *c, unsigned timeout_s)
     }
 }
 
+/* Invariant: a request whose body failed never shares its connection
+ * (DESIGN 7).  Where the failure left the decoder is no place to look for
+ * a next request: the bytes after it may be a request the client smuggled
+ * inside the body.  So the failure sticks (every later read fails too)
+ * and the response says Connection: close, whatever the handler does with
+ * the error. */
+static ssize_t
+conn_body_failed(struct forkd_req *req, int status)
+{
+    if (req->body_status == 0)
+        req->body_status = status;
+    req->keep_alive = 0;
+    errno = req->body_status == 413   ? EFBIG
+            : req->body_status == 408 ? ETIMEDOUT
+                                      : EPROTO;
+    return -1;
+}
+
 ssize_t
 forkd_read(struct forkd_req *req, void *buf, size_t n)
 {
     struct conn *c = req->conn;
     struct http_head *h = &req->head;
 
+    if (req->body_status)
+        return conn_body_failed(req, req->body_status);
     if (n == 0 || h->body_done)
         return 0;
     if (!req->continue_sent && conn_send_continue(req) < 0)
-        return -1;
+        return conn_body_failed(req, 400);
     for (;;) {
         if (c->body_off < c->len) {
             size_t used;
             ssize_t r =
                 http_body_read(h, c->buf + c->body_off, c->len - c->body_off,
                                buf, n, &used, req->limits);
-            if (r < 0) {
-                req->body_status = errno == EFBIG ? 413 : 400;
-                return -1;
-            }
+            if (r < 0)
+                return conn_body_failed(req, errno == EFBIG ? 413 : 400);
             c->body_off += used;
             conn_compact_body(c);
             if (r > 0 || h->body_done)
@@ -236,10 +254,8 @@ forkd_read(struct forkd_req *req, void *buf, size_t n)
             continue;
         }
         conn_compact_body(c);
-        if (conn_fill_body(c, req->cfg->body_timeout_s) < 0) {
-            req->body_status = errno == ETIMEDOUT ? 408 : 400;
-            return -1;
-        }
+        if (conn_fill_body(c, req->cfg->body_timeout_s) < 0)
+            return conn_body_failed(req, errno == ETIMEDOUT ? 408 : 400);
     }
 }
 

@@ -440,7 +440,7 @@ http_parse_head(struct http_head *h, char *buf, size_t head_len,
         return status;
     if (parser_status != 0)
         return parser_status;
-    /* Chunk framing and trailers share the head's limit. */
+    /* Chunk extensions and trailers share the head's limit (body.h). */
     body_init(&h->body, h->chunked, h->body_length, lim->head);
     h->body_done = body_is_done(&h->body);
     return 0;
@@ -460,10 +460,12 @@ http_body_read(struct http_head *h, const char *in, size_t in_len, char *out,
     if (n < 0)
         return -1;
     h->body_read += (uint64_t)n;
-    h->body_done = body_is_done(&h->body);
+    /* Over the limit is a failed body, never one that ended: the caller
+     * must not take what follows for a next request. */
     if (lim->body && h->body_read > lim->body) {
         errno = EFBIG;
         return -1;
     }
+    h->body_done = body_is_done(&h->body);
     return n;
 }

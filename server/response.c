@@ -148,9 +148,18 @@ response_parse_length(const char *v, uint64_t *out)
     return *end == '\0' ? 0 : -1;
 }
 
+/* A Content-Length the head must not carry: a 204 has no content to
+ * measure (RFC 9110 8.6).  A 304's may stay: it is the length a 200 would
+ * have had, and a 304 ends at its head whatever it says. */
 static int
-response_store_fields(struct forkd_req *req, const struct forkd_header *hs,
-                      size_t n)
+response_drops_length(int code, const char *name, size_t len)
+{
+    return code == 204 && len == 14 && strcasecmp(name, "content-length") == 0;
+}
+
+static int
+response_store_fields(struct forkd_req *req, int code,
+                      const struct forkd_header *hs, size_t n)
 {
     struct response *r = &req->resp;
     size_t total = 0;
@@ -173,6 +182,8 @@ response_store_fields(struct forkd_req *req, const struct forkd_header *hs,
     /* memcpy, not sprintf: this runs for every header of every response. */
     for (size_t i = 0; i < n; i++) {
         size_t nl = strlen(hs[i].name), vl = strlen(hs[i].value);
+        if (response_drops_length(code, hs[i].name, nl))
+            continue;
         memcpy(p, hs[i].name, nl);
         memcpy(p + nl, ": ", 2);
         memcpy(p + nl + 2, hs[i].value, vl);
@@ -188,6 +199,7 @@ response_store_fields(struct forkd_req *req, const struct forkd_header *hs,
         r->has_server |= nl == 6 && strcasecmp(hs[i].name, "server") == 0;
     }
     *p = '\0';
+    r->fields_len = (size_t)(p - r->fields);
     return 0;
 }
 
@@ -207,7 +219,7 @@ forkd_start_response(struct forkd_req *req, const char *status,
         return -1;
     }
     if ((n > 0 && headers == NULL) ||
-        response_store_fields(req, headers, n) < 0 ||
+        response_store_fields(req, code, headers, n) < 0 ||
         (r->reason = arena_strndup(&req->arena, status, strlen(status))) ==
             NULL) {
         response_fail(req, "invalid headers");
@@ -215,6 +227,11 @@ forkd_start_response(struct forkd_req *req, const char *status,
     }
     r->status = code;
     r->failed = 0;
+    /* A replaced response (WSGI's exc_info) starts from nothing: body
+     * bytes buffered for the old one would neither match the new head's
+     * Content-Length nor belong to it. */
+    r->body_len = 0;
+    r->body_count = 0;
     r->no_body =
         code == 204 || code == 304 || strcmp(req->head.method, "HEAD") == 0;
     return 0;
@@ -335,7 +352,10 @@ response_accept(struct forkd_req *req, size_t n)
         response_fail(req, "write before start_response");
     if (r->failed)
         return -1;
-    if (r->has_length && n > r->length - r->body_count) {
+    /* Never length - count alone: the head's length is what goes out,
+     * so the bytes must never exceed it (DESIGN 7). */
+    if (r->has_length &&
+        (r->body_count > r->length || n > r->length - r->body_count)) {
         response_fail(req, "body longer than its Content-Length");
         return -1;
     }

@@ -335,7 +335,8 @@ worker_serve(struct worker_thread *t, struct conn *c, size_t head_len)
 static void
 worker_end(struct worker_thread *t, struct conn *c)
 {
-    if (t->refused || c->body_off < c->len || !t->req.head.body_done)
+    if (t->refused || c->body_off < c->len || !t->req.head.body_done ||
+        t->req.body_status)
         worker_linger(t->w, c);
     else
         worker_close(t->w, c);

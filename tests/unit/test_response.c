@@ -916,6 +916,72 @@ START_TEST(test_response_length_exceeded)
 }
 END_TEST
 
+/* Issue 11 finding 2: a second start_response used to keep the count of
+ * the bytes buffered for the first, so "length - count" wrapped and a
+ * body far longer than the new Content-Length went out behind it. */
+START_TEST(test_response_restart_after_buffered_body)
+{
+    static const struct forkd_header h[] = {{"Content-Length", "10"}};
+    struct resp_test t;
+    char *a = resp_test_pattern(16000);
+    char b[1000];
+
+    memset(b, 'B', sizeof(b));
+    resp_test_init(&t, "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    ck_assert_int_eq(forkd_start_response(&t.req, "200 OK", NULL, 0), 0);
+    ck_assert_int_eq(forkd_write(&t.req, a, 16000), 16000);
+    ck_assert_int_eq(forkd_start_response(&t.req, "200 OK", h, 1), 0);
+    ck_assert_int_eq(forkd_write(&t.req, b, sizeof(b)), -1);
+    ck_assert_int_eq(response_finish(&t.req, 0), -1);
+    resp_test_read(&t);
+    resp_test_assert_500(&t);
+    free(a);
+    resp_test_fini(&t);
+}
+END_TEST
+
+/* The replacement response (WSGI's exc_info) starts from nothing. */
+START_TEST(test_response_restart_discards_buffered_body)
+{
+    static const struct forkd_header h[] = {{"Content-Length", "5"}};
+    struct resp_test t;
+
+    resp_test_init(&t, "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    ck_assert_int_eq(forkd_start_response(&t.req, "200 OK", NULL, 0), 0);
+    ck_assert_int_eq(forkd_write(&t.req, "partial output", 14), 14);
+    ck_assert_int_eq(
+        forkd_start_response(&t.req, "500 Internal Server Error", h, 1), 0);
+    ck_assert_int_eq(forkd_write(&t.req, "oops\n", 5), 5);
+    ck_assert_int_eq(response_finish(&t.req, 0), 0);
+    resp_test_read(&t);
+    ck_assert_str_eq(resp_test_status_line(&t),
+                     "HTTP/1.1 500 Internal Server Error");
+    resp_test_assert_header(&t, "Content-Length", "5");
+    ck_assert_uint_eq(t.body_len, 5);
+    ck_assert_int_eq(memcmp(t.body, "oops\n", 5), 0);
+    resp_test_fini(&t);
+}
+END_TEST
+
+/* RFC 9110 8.6: no Content-Length in a 204, whatever the handler says. */
+START_TEST(test_response_204_drops_length)
+{
+    static const struct forkd_header h[] = {{"Content-Length", "5"},
+                                            {"X-Kept", "1"}};
+    struct resp_test t;
+
+    resp_test_init(&t, "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    ck_assert_int_eq(forkd_start_response(&t.req, "204 No Content", h, 2), 0);
+    ck_assert_int_eq(response_finish(&t.req, 0), 0);
+    resp_test_read(&t);
+    ck_assert_str_eq(resp_test_status_line(&t), "HTTP/1.1 204 No Content");
+    resp_test_assert_no_header(&t, "Content-Length");
+    resp_test_assert_header(&t, "X-Kept", "1");
+    ck_assert_uint_eq(t.body_len, 0);
+    resp_test_fini(&t);
+}
+END_TEST
+
 /* Many or long headers do not fit the head's stack buffer. */
 START_TEST(test_response_many_headers)
 {
@@ -1072,6 +1138,9 @@ response_suite(void)
     tcase_add_test(framing, test_response_length_short_buffered);
     tcase_add_test(framing, test_response_length_short_streamed);
     tcase_add_test(framing, test_response_length_exceeded);
+    tcase_add_test(framing, test_response_restart_after_buffered_body);
+    tcase_add_test(framing, test_response_restart_discards_buffered_body);
+    tcase_add_test(framing, test_response_204_drops_length);
     tcase_add_test(framing, test_response_many_headers);
     tcase_add_test(framing, test_response_long_reason);
     tcase_add_test(framing, test_response_sendfile_chunked);
