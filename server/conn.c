@@ -260,32 +260,50 @@ forkd_read(struct forkd_req *req, void *buf, size_t n)
 }
 
 int
-conn_drain_body(struct forkd_req *req, size_t max, unsigned timeout_s)
+conn_drain_start(struct forkd_req *req)
 {
     struct conn *c = req->conn;
-    char sink[4096];
 
     /* The client waits for 100 Continue that never came: it may or may not
      * send the body, so the connection cannot be reused safely. */
-    if (req->head.expect_continue && !req->continue_sent &&
-        !req->head.body_done)
+    if (req->body_status || (req->head.expect_continue && !req->continue_sent))
         return -1;
-    while (!req->head.body_done) {
-        size_t used;
-        if (c->body_off == c->len) {
-            if (req->head.body_raw >= max)
-                return -1;
-            c->body_off = c->len = c->head_len;
-            if (conn_fill_body(c, timeout_s) < 0)
-                return -1;
-        }
-        if (http_body_read(&req->head, c->buf + c->body_off,
-                           c->len - c->body_off, sink, sizeof(sink), &used,
-                           req->limits) < 0)
-            return -1;
-        c->body_off += used;
-    }
+    c->draining = 1;
+    c->drain = req->head.body;
+    c->drain_read = req->head.body_read;
+    c->drain_raw = 0;
     return 0;
+}
+
+int
+conn_drain(struct conn *c, uint64_t body_limit, uint64_t max_raw)
+{
+    char sink[4096];
+    size_t off = 0;
+    int rc = 0;
+
+    while (off < c->len && !body_is_done(&c->drain)) {
+        size_t used;
+        ssize_t n = body_decode(&c->drain, c->buf + off, c->len - off, sink,
+                                sizeof(sink), &used);
+        if (n < 0)
+            return -1;
+        off += used;
+        c->drain_read += (uint64_t)n;
+        c->drain_raw += used;
+        if ((body_limit && c->drain_read > body_limit) ||
+            c->drain_raw > max_raw)
+            return -1;
+    }
+    if (body_is_done(&c->drain)) {
+        c->draining = 0;
+        rc = 1;
+    }
+    if (off > 0) {
+        memmove(c->buf, c->buf + off, c->len - off);
+        c->len -= off;
+    }
+    return rc;
 }
 
 size_t

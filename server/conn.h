@@ -16,11 +16,13 @@
 struct forkd_req;
 
 enum conn_state {
-    CONN_FREE,    /* in the worker's free list */
-    CONN_IDLE,    /* kept alive, no bytes of a next request */
-    CONN_READING, /* part of a head has arrived */
-    CONN_ACTIVE,  /* a request is being served */
-    CONN_CLOSING  /* answered and shut down for writing; input discarded */
+    CONN_FREE,     /* in the worker's free list */
+    CONN_IDLE,     /* kept alive, no bytes of a next request */
+    CONN_READING,  /* part of a head has arrived */
+    CONN_ACTIVE,   /* a request is being served */
+    CONN_CLOSING,  /* answered and shut down for writing; input discarded */
+    CONN_DRAINING, /* answered; the body the handler left is discarded */
+    CONN_SENDING   /* a refusal waits for room to go out, then closes */
 };
 
 struct conn {
@@ -29,6 +31,7 @@ struct conn {
     uint32_t gen;   /* bumped at every close: stale epoll events miss */
     enum conn_state state;
     int in_epoll;
+    uint32_t ep_events; /* EPOLLIN or EPOLLOUT, while in_epoll */
     char *buf; /* the worker's buffer while bytes are held, else NULL */
     size_t len, cap;
     size_t head_len; /* the current request's head, during a request */
@@ -44,6 +47,13 @@ struct conn {
     unsigned listener; /* index of the listening socket */
     const char *server_name; /* the listener's host, not owned */
     const char *server_port; /* the listener's port, not owned */
+    /* The unread body after a response (DRAINING): its decoder, taken
+     * over from the request, and the bytes discarded so far. */
+    int draining;
+    struct body drain;
+    uint64_t drain_read, drain_raw;
+    int sending; /* a refusal waits in buf[out_off..len) (SENDING) */
+    size_t out_off;
 };
 
 /* Whether addr (as in remote_addr) is in the comma-separated allow list
@@ -67,10 +77,18 @@ ssize_t conn_writev(struct conn *c, struct iovec *iov, int n_iov,
 ssize_t conn_sendfile(struct conn *c, int fd, off_t off, size_t n,
                       unsigned timeout_s);
 
-/* Read and discard the rest of req's body, at most max raw bytes, waiting
- * up to timeout_s for each read.  Returns 0 when the body is done, -1 if
- * not (the connection must then be closed). */
-int conn_drain_body(struct forkd_req *req, size_t max, unsigned timeout_s);
+/* After a response, when the handler left some of req's body unread:
+ * hand its decoder to the connection (c->draining) so that the poller can
+ * discard the rest without a handler thread.  Returns 0, or -1 if the
+ * connection cannot be reused (the client may still wait for the 100
+ * Continue that never came, or the body already failed). */
+int conn_drain_start(struct forkd_req *req);
+
+/* Discard the body bytes at the start of c->buf, keeping what follows the
+ * body (the next request).  Returns 1 when the body has ended, 0 when more
+ * must come, -1 when it cannot be reused: malformed, more than body_limit
+ * decoded bytes (0: no limit) or more than max_raw bytes discarded. */
+int conn_drain(struct conn *c, uint64_t body_limit, uint64_t max_raw);
 
 /* After a request: drop its head and body from buf, keeping any bytes of
  * the next (pipelined) request at the start.  Returns the bytes kept. */

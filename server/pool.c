@@ -61,6 +61,10 @@ pool_list_of(struct pool *p, const struct conn *c)
         return &p->reading;
     case CONN_CLOSING:
         return &p->closing;
+    case CONN_DRAINING:
+        return &p->draining;
+    case CONN_SENDING:
+        return &p->sending;
     default:
         return NULL;
     }
@@ -174,16 +178,17 @@ pool_buf_put(struct pool *p, struct conn *c)
     c->len = c->cap = 0;
 }
 
-/* Watch c: added once; in threads mode re-armed after every event. */
+/* Watch c for events: added once, changed when they change; in threads
+ * mode re-armed after every event. */
 static int
-pool_watch(struct pool *p, struct conn *c)
+pool_watch(struct pool *p, struct conn *c, uint32_t events)
 {
-    struct epoll_event ev = {.events =
-                                 EPOLLIN | (p->oneshot ? EPOLLONESHOT : 0),
+    struct epoll_event ev = {.events = events | (p->oneshot ? EPOLLONESHOT : 0),
                              .data.u64 = pool_key(p, c)};
 
-    if (c->in_epoll && !p->oneshot)
+    if (c->in_epoll && !p->oneshot && c->ep_events == events)
         return 0;
+    c->ep_events = events;
     if (epoll_ctl(p->ep, c->in_epoll ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, c->fd,
                   &ev) < 0)
         return -1;
@@ -197,7 +202,7 @@ pool_park(struct pool *p, struct conn *c, enum conn_state state,
 {
     struct pool_list *l = pool_list_of(p, c);
 
-    if (pool_watch(p, c) < 0)
+    if (pool_watch(p, c, state == CONN_SENDING ? EPOLLOUT : EPOLLIN) < 0)
         return -1;
     if (l && c->state == state)
         return 0;
@@ -205,8 +210,8 @@ pool_park(struct pool *p, struct conn *c, enum conn_state state,
         pool_list_remove(l, c);
     c->state = state;
     c->deadline_ms = deadline_ms;
-    if (state != CONN_READING)
-        pool_buf_put(p, c); /* idle and closing hold no bytes */
+    if (state != CONN_READING && state != CONN_SENDING)
+        pool_buf_put(p, c); /* the others hold no bytes */
     pool_list_append(pool_list_of(p, c), c);
     return 0;
 }
@@ -224,9 +229,13 @@ pool_activate(struct pool *p, struct conn *c)
 struct conn *
 pool_oldest(struct pool *p)
 {
-    if (p->closing.head)
-        return p->closing.head;
-    return p->idle.head ? p->idle.head : p->reading.head;
+    const struct pool_list *order[] = {&p->closing, &p->idle, &p->draining,
+                                       &p->sending, &p->reading};
+
+    for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++)
+        if (order[i]->head)
+            return order[i]->head;
+    return NULL;
 }
 
 uint64_t
@@ -234,9 +243,10 @@ pool_next_deadline(const struct pool *p)
 {
     uint64_t next = UINT64_MAX;
     const struct conn *heads[] = {p->idle.head, p->reading.head,
-                                  p->closing.head};
+                                  p->closing.head, p->draining.head,
+                                  p->sending.head};
 
-    for (size_t i = 0; i < 3; i++)
+    for (size_t i = 0; i < sizeof(heads) / sizeof(heads[0]); i++)
         if (heads[i] && heads[i]->deadline_ms < next)
             next = heads[i]->deadline_ms;
     return next;

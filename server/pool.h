@@ -23,7 +23,7 @@ struct pool {
     struct conn *free;
     size_t fresh; /* conns[fresh..n) were never handed out */
     size_t used;
-    struct pool_list idle, reading, closing;
+    struct pool_list idle, reading, closing, draining, sending;
     char **free_bufs; /* buffers not lent; n entries; owned */
     size_t n_free_bufs, buf_cap;
     int ep;      /* the worker's epoll; not owned */
@@ -50,17 +50,19 @@ int pool_buf_get(struct pool *p, struct conn *c);
 /* Take back c's buffer (its bytes are dropped). */
 void pool_buf_put(struct pool *p, struct conn *c);
 
-/* Wait on c in state (IDLE, READING or CLOSING) until deadline_ms,
- * watched by epoll.  A connection already READING keeps its first
- * deadline.  Returns 0 or -1 (epoll_ctl failed). */
+/* Wait on c in state (IDLE, READING, CLOSING, DRAINING or SENDING) until
+ * deadline_ms, watched by epoll: for output in SENDING, else for input.
+ * A connection parked again in the same state keeps its first deadline.
+ * READING and SENDING keep their buffer, the others give it back.
+ * Returns 0 or -1 (epoll_ctl failed). */
 int pool_park(struct pool *p, struct conn *c, enum conn_state state,
               uint64_t deadline_ms);
 
 /* Take c out of its waiting list to serve it (state ACTIVE). */
 void pool_activate(struct pool *p, struct conn *c);
 
-/* The oldest waiting connection, closing ones first, then idle ones, or
- * NULL. */
+/* The oldest waiting connection, closing ones first, then idle,
+ * draining, sending and last reading ones, or NULL. */
 struct conn *pool_oldest(struct pool *p);
 
 /* The nearest deadline of a waiting connection, or UINT64_MAX. */

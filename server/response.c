@@ -474,19 +474,26 @@ response_finish(struct forkd_req *req, int rc)
     return req->keep_alive ? 0 : -1;
 }
 
-ssize_t
-response_send_error(struct conn *c, int status, int head_only,
-                    unsigned send_timeout_s)
+size_t
+response_format_error(char *buf, int status, int head_only)
 {
-    char buf[512];
     const char *reason = response_reason(status);
-    int len = snprintf(buf, sizeof(buf),
+    int len = snprintf(buf, RESPONSE_ERROR_MAX,
                        "HTTP/1.1 %d %s\r\nServer: forkd\r\nDate: %s\r\n"
                        "Content-Type: text/plain\r\nContent-Length: %zu\r\n"
                        "Connection: close\r\n\r\n%s%s",
                        status, reason, response_date(), strlen(reason) + 1,
                        head_only ? "" : reason, head_only ? "" : "\n");
-    struct iovec iov = {buf, (size_t)len};
+
+    return len < 0 ? 0 : (size_t)len;
+}
+
+ssize_t
+response_send_error(struct conn *c, int status, int head_only,
+                    unsigned send_timeout_s)
+{
+    char buf[RESPONSE_ERROR_MAX];
+    struct iovec iov = {buf, response_format_error(buf, status, head_only)};
 
     return conn_writev(c, &iov, 1, send_timeout_s);
 }

@@ -47,8 +47,13 @@ int response_check_header(const char *name, const char *value);
  * the connection may be kept alive, -1 if it must be closed. */
 int response_finish(struct forkd_req *req, int rc);
 
-/* Send a complete error page for status on c and ask to close.  head_only
- * for HEAD.  Returns bytes written or -1. */
+/* A complete error page for status that asks to close, in buf (at least
+ * RESPONSE_ERROR_MAX bytes).  head_only for HEAD.  Returns its length. */
+#define RESPONSE_ERROR_MAX 512
+size_t response_format_error(char *buf, int status, int head_only);
+
+/* Send that page on c, waiting up to send_timeout_s (a handler's thread
+ * only: the poller never blocks).  Returns bytes written or -1. */
 ssize_t response_send_error(struct conn *c, int status, int head_only,
                             unsigned send_timeout_s);
 

@@ -33,6 +33,7 @@
 #define WORKER_EVENTS 64
 #define WORKER_BODY_SPACE 16384 /* buffer room after a full head */
 #define WORKER_DRAIN_MAX 65536  /* unread body bytes drained for keep-alive */
+#define WORKER_DRAIN_MS 5000    /* ... within this time in all, else closed */
 #define WORKER_ARENA 16384
 #define WORKER_LOG_FLUSH_MS 100
 #define WORKER_LINGER_MS 2000 /* input discarded after an error, at most */
@@ -167,9 +168,11 @@ worker_close(struct worker *w, struct conn *c)
 static void
 worker_park(struct worker *w, struct conn *c, enum conn_state state)
 {
-    uint64_t ms = state == CONN_IDLE      ? w->cfg->keepalive_s * 1000ull
-                  : state == CONN_CLOSING ? WORKER_LINGER_MS
-                                          : w->cfg->header_timeout_s * 1000ull;
+    uint64_t ms = state == CONN_IDLE       ? w->cfg->keepalive_s * 1000ull
+                  : state == CONN_CLOSING  ? WORKER_LINGER_MS
+                  : state == CONN_DRAINING ? WORKER_DRAIN_MS
+                  : state == CONN_SENDING  ? w->cfg->send_timeout_s * 1000ull
+                                           : w->cfg->header_timeout_s * 1000ull;
 
     if (pool_park(&w->pool, c, state, w->now_ms + ms) < 0)
         worker_close(w, c);
@@ -187,6 +190,58 @@ worker_linger(struct worker *w, struct conn *c)
         worker_close(w, c);
     else
         worker_park(w, c, CONN_CLOSING);
+}
+
+/* Invariant: nothing the poller does blocks (DESIGN 3): it runs with the
+ * worker's lock held, and in threads mode every other thread waits for
+ * that lock.  A refusal is written without waiting; what the client's
+ * window does not take now waits here (SENDING) for room, at most
+ * send_timeout, and the connection then lingers as after any refusal. */
+static void
+worker_send_refusal(struct worker *w, struct conn *c, int status, int head_only)
+{
+    char msg[RESPONSE_ERROR_MAX];
+    size_t len = response_format_error(msg, status, head_only);
+    ssize_t n = send(c->fd, msg, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+
+    if (n < 0 && errno != EAGAIN && errno != EINTR)
+        return; /* the client is gone: worker_end closes */
+    if (n < 0)
+        n = 0;
+    if ((size_t)n == len || pool_buf_get(&w->pool, c) < 0)
+        return;
+    /* The input is not needed any more: the buffer holds what is left. */
+    memcpy(c->buf, msg + n, len - (size_t)n);
+    c->len = len - (size_t)n;
+    c->out_off = 0;
+    c->head_len = c->body_off = 0;
+    c->draining = 0;
+    c->sending = 1;
+}
+
+/* A refusal is waiting to go out on c, which has room now. */
+static void
+worker_flush(struct worker *w, struct conn *c)
+{
+    ssize_t n = send(c->fd, c->buf + c->out_off, c->len - c->out_off,
+                     MSG_DONTWAIT | MSG_NOSIGNAL);
+
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+        worker_park(w, c, CONN_SENDING); /* re-armed in threads mode */
+        return;
+    }
+    if (n < 0) {
+        worker_close(w, c);
+        return;
+    }
+    c->out_off += (size_t)n;
+    if (c->out_off < c->len) {
+        worker_park(w, c, CONN_SENDING);
+        return;
+    }
+    c->sending = 0;
+    pool_buf_put(&w->pool, c);
+    worker_linger(w, c);
 }
 
 /* Discard what a closing connection sends; close it at EOF. */
@@ -244,12 +299,14 @@ worker_refuse(struct worker_thread *t, struct conn *c, int status,
                                          memcmp(c->buf, "HEAD ", 5) == 0;
 
     t->refused = 1;
-    (void)response_send_error(c, status, head_only, w->cfg->send_timeout_s);
     log_info("%s %s: refused request with %d", c->remote_addr, c->remote_port,
              status);
     if (log_has_access())
         worker_access(t, c, h && h->protocol ? h : NULL, status,
                       strlen(response_reason(status)) + 1, start, 0);
+    /* Last: what the client does not take now replaces the head, which
+     * the access line above points into, in the buffer. */
+    worker_send_refusal(w, c, status, head_only);
 }
 
 static void
@@ -277,8 +334,10 @@ worker_call(struct worker_thread *t, struct conn *c)
 
     rc = w->app->desc->handle(req, w->app->state);
     keep = response_finish(req, rc) == 0;
+    /* The rest of an unread body is discarded by the poller, not here: a
+     * client sending it slowly must not hold a handler thread. */
     if (keep && !req->head.body_done)
-        keep = conn_drain_body(req, WORKER_DRAIN_MAX, 1) == 0;
+        keep = conn_drain_start(req) == 0;
     c->requests++;
     if (log_has_access()) {
         const struct response *r = &req->resp;
@@ -331,12 +390,15 @@ worker_serve(struct worker_thread *t, struct conn *c, size_t head_len)
     return keep;
 }
 
-/* Close c after its last request: lingering if input is left unread. */
+/* Close c after its last request: once a refusal still waiting has gone
+ * out, lingering if input is left unread. */
 static void
 worker_end(struct worker_thread *t, struct conn *c)
 {
-    if (t->refused || c->body_off < c->len || !t->req.head.body_done ||
-        t->req.body_status)
+    if (c->sending)
+        worker_park(t->w, c, CONN_SENDING);
+    else if (t->refused || c->body_off < c->len || !t->req.head.body_done ||
+             t->req.body_status)
         worker_linger(t->w, c);
     else
         worker_close(t->w, c);
@@ -353,7 +415,7 @@ worker_leave(struct worker_thread *t, struct conn *c)
     struct worker *w = t->w;
     size_t left = conn_consume(c);
 
-    if (!worker_retire || !t->req.keep_alive) {
+    if (!worker_retire || !t->req.keep_alive || c->draining) {
         worker_end(t, c);
         return;
     }
@@ -379,6 +441,24 @@ worker_skip_empty_lines(struct conn *c)
     return c->len == 0 || (c->len == 1 && c->buf[0] == '\r');
 }
 
+/* Discard the unread body at the start of c's buffer.  Returns 1 when it
+ * has ended (what follows is the next request), else 0 with c parked or
+ * closed. */
+static int
+worker_drain(struct worker *w, struct conn *c)
+{
+    int rc = conn_drain(c, w->limits.body, WORKER_DRAIN_MAX);
+
+    if (rc < 0) {
+        log_debug("%s %s: unread body too long or malformed: closing",
+                  c->remote_addr, c->remote_port);
+        worker_linger(w, c);
+    } else if (rc == 0) {
+        worker_park(w, c, CONN_DRAINING);
+    }
+    return rc > 0;
+}
+
 /* Serve every complete request in c's buffer; park c when it waits. */
 static void
 worker_process(struct worker_thread *t, struct conn *c)
@@ -388,6 +468,14 @@ worker_process(struct worker_thread *t, struct conn *c)
     for (;;) {
         size_t head_len;
         int status;
+        if (c->draining) {
+            if (!worker_drain(w, c))
+                return;
+            if (c->len == 0) {
+                worker_park(w, c, CONN_IDLE); /* drained: kept alive */
+                return;
+            }
+        }
         if (c->scan.pos == 0 && worker_skip_empty_lines(c)) {
             worker_park(w, c, CONN_READING);
             return;
@@ -414,7 +502,7 @@ worker_process(struct worker_thread *t, struct conn *c)
         /* Pipelined bytes are served now; else wait without a read that
          * would only say EAGAIN. */
         if (conn_consume(c) == 0) {
-            worker_park(w, c, CONN_IDLE);
+            worker_park(w, c, c->draining ? CONN_DRAINING : CONN_IDLE);
             return;
         }
     }
@@ -431,6 +519,10 @@ worker_readable(struct worker_thread *t, struct conn *c)
         worker_discard(w, c);
         return;
     }
+    if (c->state == CONN_SENDING) {
+        worker_flush(w, c);
+        return;
+    }
     if (pool_buf_get(&w->pool, c) < 0) {
         log_error("out of memory for a connection buffer");
         worker_close(w, c);
@@ -444,7 +536,10 @@ worker_readable(struct worker_thread *t, struct conn *c)
     if (n < 0 && errno == EAGAIN) {
         if (c->len == 0)
             pool_buf_put(&w->pool, c);
-        worker_park(w, c, c->state == CONN_IDLE ? CONN_IDLE : CONN_READING);
+        worker_park(w, c,
+                    c->state == CONN_IDLE || c->state == CONN_DRAINING
+                        ? c->state
+                        : CONN_READING);
         return;
     }
     /* EOF or reset: a client leaving while idle is normal; mid-head it
@@ -613,10 +708,10 @@ worker_give_ready(struct worker *w, unsigned max)
         struct conn *c = pool_lookup(&w->pool, evs[i].data.u64);
         if (c == NULL || (evs[i].data.u64 & WORKER_KEY_OWN))
             continue;
-        if (c->state == CONN_IDLE || c->state == CONN_READING)
+        if ((c->state == CONN_IDLE || c->state == CONN_READING) && !c->draining)
             worker_give(w, c);
-        else if (c->state == CONN_CLOSING)
-            worker_park(w, c, CONN_CLOSING);
+        else if (c->state != CONN_ACTIVE)
+            worker_park(w, c, c->state); /* re-armed in threads mode */
     }
 }
 
@@ -739,13 +834,26 @@ worker_expire(struct worker_thread *t)
         worker_close(w, c);
     while ((c = w->pool.closing.head) && c->deadline_ms <= w->now_ms)
         worker_close(w, c);
-    while ((c = w->pool.reading.head) && c->deadline_ms <= w->now_ms) {
-        if (c->len > 0) {
-            log_info("%s %s: header_timeout (%us): closing with 408",
-                     c->remote_addr, c->remote_port, w->cfg->header_timeout_s);
-            (void)response_send_error(c, 408, 0, 1);
-        }
+    while ((c = w->pool.sending.head) && c->deadline_ms <= w->now_ms)
         worker_close(w, c);
+    while ((c = w->pool.draining.head) && c->deadline_ms <= w->now_ms) {
+        log_debug("%s %s: unread body still coming after %d ms: closing",
+                  c->remote_addr, c->remote_port, WORKER_DRAIN_MS);
+        worker_linger(w, c);
+    }
+    while ((c = w->pool.reading.head) && c->deadline_ms <= w->now_ms) {
+        if (c->len == 0) {
+            worker_close(w, c);
+            continue;
+        }
+        log_info("%s %s: header_timeout (%us): closing with 408",
+                 c->remote_addr, c->remote_port, w->cfg->header_timeout_s);
+        pool_activate(&w->pool, c);
+        worker_send_refusal(w, c, 408, 0);
+        if (c->sending)
+            worker_park(w, c, CONN_SENDING);
+        else
+            worker_linger(w, c);
     }
     if (t->log_since_ms && t->log_since_ms + WORKER_LOG_FLUSH_MS <= w->now_ms) {
         log_access_flush();

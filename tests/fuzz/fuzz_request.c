@@ -3,8 +3,9 @@
  * connection: http_scan_head per arrival, http_parse_head, environ_setup,
  * forkd_getenv and forkd_environ_next, the echo handler (app/echo.c,
  * linked in) reading the body with forkd_read, response_finish,
- * conn_drain_body and conn_consume for pipelined requests.  (A second
- * handler, fuzz_lazy_handle, leaves bodies unread for conn_drain_body.)
+ * conn_drain_start, conn_drain and conn_consume for pipelined requests.
+ * (A second handler, fuzz_lazy_handle, leaves bodies unread for
+ * conn_drain.)
  *
  * Input: byte 0 chooses the configuration and the splits, the next
  * (byte0 & 7) bytes are a cycle of piece sizes (each + 1 bytes), the rest
@@ -292,14 +293,31 @@ fuzz_serve(struct forkd_req *req, struct conn *c, size_t head_len,
     rc = lazy ? fuzz_lazy_handle(req) : forkd_app.handle(req, NULL);
     keep = response_finish(req, rc) == 0;
     if (keep && !req->head.body_done)
-        keep = conn_drain_body(req, FUZZ_DRAIN_MAX, 1) == 0;
+        keep = conn_drain_start(req) == 0;
     c->requests++;
     if (keep) {
-        /* A kept connection is past its body, exactly. */
-        FUZZ_CHECK(req->head.body_done);
+        /* A kept connection is past its body, or discards the rest. */
+        FUZZ_CHECK(req->head.body_done || c->draining);
+        FUZZ_CHECK(!req->body_status);
         FUZZ_CHECK(c->body_off <= c->len);
     }
     return keep;
+}
+
+/* worker.c worker_drain, as the poller runs it: every byte the client
+ * sent is already in the socket.  Returns 0 when the body has ended,
+ * -1 when the connection ends. */
+static int
+fuzz_drain_body(struct forkd_req *req, struct conn *c)
+{
+    for (int i = 0; i < 1000; i++) {
+        int rc = conn_drain(c, req->limits->body, FUZZ_DRAIN_MAX);
+        if (rc != 0)
+            return rc > 0 ? 0 : -1;
+        if (conn_read(c) <= 0)
+            return -1;
+    }
+    return -1;
 }
 
 /* worker.c worker_process.  Returns 0 when more bytes are needed, 1 when
@@ -332,7 +350,10 @@ fuzz_process(struct forkd_req *req, struct conn *c, struct fuzz_client *cl,
         FUZZ_CHECK(memcmp(c->buf + head_len - 4, "\r\n\r\n", 4) == 0);
         if (!fuzz_serve(req, c, head_len, cl, lazy))
             return 1;
-        if (conn_consume(c) == 0)
+        (void)conn_consume(c); /* c->len: what is left */
+        if (c->draining && fuzz_drain_body(req, c) < 0)
+            return 1;
+        if (c->len == 0)
             return 0;
     }
 }
