@@ -41,6 +41,13 @@ struct master {
     const struct master_hooks *hooks;
     struct sb_slot *sb; /* MASTER_MAX_WORKERS slots, in board */
     struct sb board;
+    /* Invariant: the master signals only its own children (DESIGN 8).
+     * Workers can write the scoreboard, so its pids are for display:
+     * these, set at fork and cleared when waitpid reaps, are the only
+     * pids kill() is ever given. */
+    pid_t pid[MASTER_MAX_WORKERS];
+    unsigned char booted[MASTER_MAX_WORKERS];    /* seen past app init */
+    unsigned char timed_out[MASTER_MAX_WORKERS]; /* SIGKILL sent once */
     unsigned gen_of[MASTER_MAX_WORKERS];
     unsigned char retiring[MASTER_MAX_WORKERS];
     int chan[MASTER_MAX_WORKERS]; /* the master's end of each log channel */
@@ -102,6 +109,20 @@ master_gen_free(struct master_gen *g)
     free(g);
 }
 
+/* Whether worker i got past app init.  Its scoreboard state says so, but
+ * only as data: it decides nothing beyond this worker's own readiness. */
+static int
+master_is_booted(struct master *m, unsigned i)
+{
+    int state = m->sb[i].state;
+
+    /* A worker that served max_requests at once may be STOPPING already. */
+    if (!m->booted[i] && m->pid[i] > 0 &&
+        (state == SB_IDLE || state == SB_STOPPING))
+        m->booted[i] = 1;
+    return m->booted[i];
+}
+
 /* Workers of the current generation that are not on their way out. */
 static unsigned
 master_count_current(struct master *m, int booted_only)
@@ -109,8 +130,8 @@ master_count_current(struct master *m, int booted_only)
     unsigned n = 0;
 
     for (unsigned i = 0; i < MASTER_MAX_WORKERS; i++)
-        if (m->sb[i].pid > 0 && m->gen_of[i] == m->cur->id && !m->retiring[i] &&
-            (!booted_only || m->sb[i].state == SB_IDLE))
+        if (m->pid[i] > 0 && m->gen_of[i] == m->cur->id && !m->retiring[i] &&
+            (!booted_only || master_is_booted(m, i)))
             n++;
     return n;
 }
@@ -121,7 +142,7 @@ master_count(struct master *m)
     int n = 0;
 
     for (unsigned i = 0; i < MASTER_MAX_WORKERS; i++)
-        n += m->sb[i].pid != 0;
+        n += m->pid[i] != 0;
     return n;
 }
 
@@ -130,8 +151,8 @@ static void
 master_kill(struct master *m, unsigned gen, int sig)
 {
     for (unsigned i = 0; i < MASTER_MAX_WORKERS; i++)
-        if (m->sb[i].pid > 0 && (gen == 0 || m->gen_of[i] == gen))
-            (void)kill(m->sb[i].pid, sig); /* it may have just exited */
+        if (m->pid[i] > 0 && (gen == 0 || m->gen_of[i] == gen))
+            (void)kill(m->pid[i], sig); /* not reaped yet: still ours */
 }
 
 /* Ask worker i to finish its requests and leave; SIGUSR2 makes it hand
@@ -140,7 +161,7 @@ static void
 master_retire(struct master *m, unsigned i, int give_away)
 {
     m->retiring[i] = 1;
-    (void)kill(m->sb[i].pid, give_away ? SIGUSR2 : SIGQUIT);
+    (void)kill(m->pid[i], give_away ? SIGUSR2 : SIGQUIT);
 }
 
 /* In the child: keep only this worker's end of its log channel. */
@@ -166,6 +187,8 @@ master_spawn(struct master *m, unsigned i)
     sb_reset(&m->board, i);
     m->gen_of[i] = m->cur->id;
     m->retiring[i] = 0;
+    m->booted[i] = 0;
+    m->timed_out[i] = 0;
     if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
                    chan) < 0) {
         log_error("socketpair: %s", strerror(errno));
@@ -189,6 +212,7 @@ master_spawn(struct master *m, unsigned i)
         return;
     }
     m->chan[i] = chan[0];
+    m->pid[i] = pid;
     m->sb[i].pid = pid;
     log_info("worker %u started (pid %d)", i, (int)pid);
 }
@@ -203,7 +227,7 @@ master_fill(struct master *m)
         return;
     have = master_count_current(m, 0);
     for (unsigned i = 0; i < MASTER_MAX_WORKERS && have < m->target; i++) {
-        if (m->sb[i].pid == 0) {
+        if (m->pid[i] == 0) {
             master_spawn(m, i);
             have++;
         }
@@ -228,7 +252,7 @@ master_stop(struct master *m, int sig)
         /* After an upgrade the new master's workers take the waiting
          * connections; without one they are closed. */
         for (unsigned i = 0; i < MASTER_MAX_WORKERS; i++)
-            if (m->sb[i].pid > 0)
+            if (m->pid[i] > 0)
                 master_retire(m, i, m->successor > 0);
         return;
     }
@@ -299,13 +323,14 @@ static void
 master_on_exit(struct master *m, unsigned i, pid_t pid, int status)
 {
     int boot = WIFEXITED(status) && WEXITSTATUS(status) == WORKER_EXIT_BOOT;
-    int early = m->sb[i].state == SB_BOOTING;
+    int early = !master_is_booted(m, i);
     int clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
     int current = m->gen_of[i] == m->cur->id && !m->retiring[i];
 
     master_log_exit(i, pid, status,
                     m->stopping || !current || (clean && !early));
     sb_reset(&m->board, i);
+    m->pid[i] = 0;
     if (m->chan[i] >= 0)
         close(m->chan[i]);
     m->chan[i] = -1;
@@ -354,7 +379,7 @@ master_reap(struct master *m)
             continue;
         }
         for (unsigned i = 0; i < MASTER_MAX_WORKERS; i++) {
-            if (m->sb[i].pid == pid) {
+            if (m->pid[i] == pid) {
                 master_on_exit(m, i, pid, status);
                 break;
             }
@@ -438,7 +463,7 @@ static void
 master_finish_reload(struct master *m)
 {
     for (unsigned i = 0; i < MASTER_MAX_WORKERS; i++)
-        if (m->sb[i].pid > 0 && m->gen_of[i] != m->cur->id && !m->retiring[i])
+        if (m->pid[i] > 0 && m->gen_of[i] != m->cur->id && !m->retiring[i])
             master_retire(m, i, 1);
     master_gen_free(m->prev);
     m->prev = NULL;
@@ -512,7 +537,7 @@ master_resize(struct master *m, int target)
     m->target = (unsigned)target;
     for (unsigned i = MASTER_MAX_WORKERS;
          i-- > 0 && master_count_current(m, 0) > m->target;)
-        if (m->sb[i].pid > 0 && m->gen_of[i] == m->cur->id && !m->retiring[i])
+        if (m->pid[i] > 0 && m->gen_of[i] == m->cur->id && !m->retiring[i])
             master_retire(m, i, m->target > 0);
     log_notice("workers: %u", m->target);
 }
@@ -529,12 +554,12 @@ master_reopen_logs(struct master *m)
         log_error("reopening logs: %s", strerror(errno));
     log_files(&fds[0], &fds[1]);
     for (unsigned i = 0; i < MASTER_MAX_WORKERS; i++) {
-        if (m->sb[i].pid <= 0)
+        if (m->pid[i] <= 0)
             continue;
         if (m->chan[i] >= 0 && handoff_send_fds(m->chan[i], fds, 2) < 0)
             log_warn("worker %u (pid %d): cannot pass the reopened logs: %s", i,
-                     (int)m->sb[i].pid, strerror(errno));
-        (void)kill(m->sb[i].pid, SIGUSR1);
+                     (int)m->pid[i], strerror(errno));
+        (void)kill(m->pid[i], SIGUSR1);
     }
 }
 
@@ -574,33 +599,48 @@ master_on_signal_event(struct master *m, int sig)
     }
 }
 
+/* The request a thread's entry shows, made printable: the worker wrote
+ * it and may have written anything. */
+static void
+master_request_text(const struct sb_thread *th, char out[SB_REQUEST_MAX])
+{
+    size_t i;
+
+    for (i = 0; i < SB_REQUEST_MAX - 1 && th->request[i]; i++) {
+        unsigned char c = (unsigned char)th->request[i];
+        out[i] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+    }
+    out[i] = '\0';
+}
+
 /* Invariant: a request never runs longer than timeout (DESIGN: the
  * scoreboard).  The worker stamps the start of each request in its
  * thread's entry; a stuck handler cannot stop that check, only SIGKILL
- * stops it. */
+ * stops it.  What the entry says can at worst get this worker killed:
+ * the pid killed is the master's own record of the child in that slot. */
 static void
 master_timeouts(struct master *m)
 {
     uint64_t now = sb_now_ms(), limit = m->cur->cfg.timeout_s * 1000ull;
+    char request[SB_REQUEST_MAX];
 
     if (limit == 0)
         return;
     for (unsigned i = 0; i < MASTER_MAX_WORKERS; i++) {
-        struct sb_slot *s = &m->sb[i];
-        if (s->pid <= 0 || s->state == SB_STOPPING)
+        if (m->pid[i] <= 0 || m->timed_out[i] || m->sb[i].state == SB_STOPPING)
             continue;
         for (unsigned t = 0; t < m->board.n_threads; t++) {
-            struct sb_thread *th = sb_thread(&m->board, i, t);
+            const struct sb_thread *th = sb_thread(&m->board, i, t);
             uint64_t start = th->req_start_ms;
-            if (start == 0 || now - start <= limit)
+            if (start == 0 || start > now || now - start <= limit)
                 continue;
-            log_warn("worker %u (pid %d) killed: %.*s ran %llus > timeout "
-                     "%us",
-                     i, (int)s->pid, SB_REQUEST_MAX, th->request,
+            master_request_text(th, request);
+            log_warn("worker %u (pid %d) killed: %s ran %llus > timeout %us", i,
+                     (int)m->pid[i], request,
                      (unsigned long long)(now - start) / 1000,
                      m->cur->cfg.timeout_s);
-            (void)kill(s->pid, SIGKILL);
-            s->state = SB_STOPPING; /* once */
+            (void)kill(m->pid[i], SIGKILL);
+            m->timed_out[i] = 1;
             break;
         }
     }

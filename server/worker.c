@@ -1136,10 +1136,11 @@ worker_drop(const struct worker_env *env, char err[DAEMON_ERR_MAX])
         return 0;
     if (daemon_drop(&env->creds, err) < 0)
         return -1;
-    /* A uid change makes the process undumpable, and its /proc files
-     * root's: the watchdog reads the threads' state there.  It clears the
-     * parent-death signal too. */
-    (void)prctl(PR_SET_DUMPABLE, 1);
+    /* Invariant: workers are not dumpable (DESIGN 8).  The uid change
+     * made this process undumpable, so its /proc files are root's and no
+     * process of the workers' user can open /proc/PID/mem to write into
+     * it.  The watchdog still reads its threads' state there: stat is
+     * readable by all.  The change also cleared the parent-death signal. */
     if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != env->master) {
         snprintf(err, DAEMON_ERR_MAX, "the master is gone");
         return -1;
