@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/sendfile.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cfg.h"
@@ -84,16 +85,29 @@ conn_read(struct conn *c)
     return n;
 }
 
-/* Wait for events on c, up to timeout_s.  Returns 0, or -1 (ETIMEDOUT). */
+/* Wait for events on c, up to timeout_s in all: a signal that interrupts
+ * the wait does not start it again.  Returns 0, or -1 (ETIMEDOUT). */
 static int
 conn_wait(struct conn *c, short events, unsigned timeout_s)
 {
     struct pollfd p = {.fd = c->fd, .events = events};
+    struct timespec now;
+    int64_t end_ms, left_ms = (int64_t)timeout_s * 1000;
     int n;
 
-    do
-        n = poll(&p, 1, (int)(timeout_s * 1000));
-    while (n < 0 && errno == EINTR);
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    end_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 + left_ms;
+    for (;;) {
+        n = poll(&p, 1, (int)left_ms);
+        if (n >= 0 || errno != EINTR)
+            break;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        left_ms = end_ms - ((int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000);
+        if (left_ms <= 0) {
+            n = 0;
+            break;
+        }
+    }
     if (n == 0)
         errno = ETIMEDOUT;
     return n > 0 ? 0 : -1;
@@ -132,6 +146,33 @@ conn_writev(struct conn *c, struct iovec *iov, int n_iov, unsigned timeout_s)
     return total;
 }
 
+/* Read up to n bytes of fd at *off into buf, waiting up to timeout_s for
+ * a descriptor that has none yet.  A pipe or socket has no offset
+ * (pread says ESPIPE): it is read from where it stands. */
+static ssize_t
+conn_read_file(int fd, off_t *off, char *buf, size_t n, unsigned timeout_s)
+{
+    for (int seekable = 1;;) {
+        ssize_t r = seekable ? pread(fd, buf, n, *off) : read(fd, buf, n);
+        if (r >= 0) {
+            *off += r;
+            return r;
+        }
+        if (errno == ESPIPE && seekable) {
+            seekable = 0;
+            continue;
+        }
+        if (errno == EINTR)
+            continue;
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (errno != EAGAIN || poll(&p, 1, (int)(timeout_s * 1000)) <= 0) {
+            if (errno == EAGAIN)
+                errno = ETIMEDOUT;
+            return -1;
+        }
+    }
+}
+
 ssize_t
 conn_sendfile(struct conn *c, int fd, off_t off, size_t n, unsigned timeout_s)
 {
@@ -144,14 +185,14 @@ conn_sendfile(struct conn *c, int fd, off_t off, size_t n, unsigned timeout_s)
         if (k < 0 && errno == EAGAIN && conn_wait(c, POLLOUT, timeout_s) == 0)
             continue;
         if (k < 0 && (errno == EINVAL || errno == ENOSYS)) {
-            /* not a regular file (a pipe, say): copy through memory */
+            /* not a regular file (a pipe, a socket): copy through memory */
             char tmp[16384];
-            ssize_t r =
-                pread(fd, tmp, left < sizeof(tmp) ? left : sizeof(tmp), off);
+            ssize_t r = conn_read_file(fd, &off, tmp,
+                                       left < sizeof(tmp) ? left : sizeof(tmp),
+                                       timeout_s);
             struct iovec iov = {tmp, (size_t)(r > 0 ? r : 0)};
-            if (r <= 0 || conn_writev(c, &iov, 1, timeout_s) < 0)
+            if (r < 0 || (r > 0 && conn_writev(c, &iov, 1, timeout_s) < 0))
                 return -1;
-            off += r;
             k = r;
         }
         if (k <= 0) {

@@ -8,7 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -102,11 +104,14 @@ daemon_pidfile_write(const char *path, pid_t allow_pid,
         errno = EEXIST;
         return -1;
     }
-    snprintf(tmp, sizeof(tmp), "%s.%d.tmp", path, (int)getpid());
+    /* A name nobody can guess, created here and never followed: in a
+     * directory others may write to, a predictable temporary name would
+     * let them plant a symlink that root then writes through. */
+    snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path);
     len = snprintf(line, sizeof(line), "%d\n", (int)getpid());
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0 || write(fd, line, (size_t)len) != len || close(fd) < 0 ||
-        rename(tmp, path) < 0) {
+    fd = mkostemp(tmp, O_CLOEXEC);
+    if (fd < 0 || fchmod(fd, 0644) < 0 || write(fd, line, (size_t)len) != len ||
+        close(fd) < 0 || rename(tmp, path) < 0) {
         snprintf(err, DAEMON_ERR_MAX, "cannot write: %s", strerror(errno));
         if (fd >= 0)
             (void)unlink(tmp);
@@ -307,4 +312,25 @@ daemon_listen_fds(void)
     for (int fd = 3; fd < 3 + n; fd++)
         (void)fcntl(fd, F_SETFD, FD_CLOEXEC);
     return (int)n;
+}
+
+int
+daemon_raise_nofile(unsigned long need, unsigned long *hard)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return -1;
+    *hard = rl.rlim_max == RLIM_INFINITY ? (unsigned long)-1
+                                         : (unsigned long)rl.rlim_max;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur >= need)
+        return 0;
+    if (rl.rlim_cur == RLIM_INFINITY)
+        return 0;
+    if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need) {
+        errno = EMFILE;
+        return -1;
+    }
+    rl.rlim_cur = need;
+    return setrlimit(RLIMIT_NOFILE, &rl);
 }

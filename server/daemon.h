@@ -68,6 +68,11 @@ int daemon_check_ids(const char *user, const char *group,
  * to $NOTIFY_SOCKET if it is set.  Returns 0 (also when unset) or -1. */
 int daemon_notify(const char *state);
 
+/* Make sure a process may open need descriptors: raise RLIMIT_NOFILE's
+ * soft limit to need if it is lower (workers inherit it).  Returns 0, or
+ * -1 with the hard limit in *hard when even that is lower. */
+int daemon_raise_nofile(unsigned long need, unsigned long *hard);
+
 /* The sockets systemd passed (LISTEN_FDS for our LISTEN_PID), starting at
  * fd 3: their count, 0 if none.  The variables are removed so workers and
  * children do not see them. */

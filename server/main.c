@@ -329,12 +329,46 @@ main_bind(const struct cfg *c, size_t *n, int *inherit_all)
     return ls;
 }
 
+/* Descriptors a worker may hold at once: its max_connections (and the
+ * one it accepts past them to close the oldest), a /proc file per thread,
+ * the listeners, and a margin for its own (epoll, logs, handoff) and the
+ * handler's files. */
+#define MAIN_NOFILE_MARGIN 64
+
+/* A worker at its descriptor limit cannot accept: raise the soft limit to
+ * what the configuration needs, or refuse to start. */
+static int
+main_check_nofile(const struct cfg *c)
+{
+    unsigned long need = (unsigned long)c->max_connections + 1 + c->threads +
+                         c->n_binds + MAIN_NOFILE_MARGIN,
+                  hard = 0;
+
+    if (daemon_raise_nofile(need, &hard) == 0)
+        return 0;
+    if (errno == EMFILE)
+        main_error(c, 0, "max_connections",
+                   "%u connections per worker need %lu open files, more than "
+                   "the hard limit (RLIMIT_NOFILE) of %lu: raise it "
+                   "(LimitNOFILE= in the unit, ulimit -Hn) or lower "
+                   "max_connections",
+                   c->max_connections, need, hard);
+    else
+        main_error(c, 0, "max_connections",
+                   "cannot raise the open files limit to %lu: %s", need,
+                   strerror(errno));
+    return -1;
+}
+
 /* Checks that need the system, not the file: run before anything binds. */
 static int
 main_preflight(const struct cfg *c)
 {
     char err[DAEMON_ERR_MAX];
     pid_t old;
+
+    if (main_check_nofile(c) < 0)
+        return -1;
 
     if (daemon_check_ids(daemon_worker_user(c->user), c->group, err) < 0) {
         int user = strncmp(err, "user", 4) == 0;

@@ -434,6 +434,19 @@ master_reload(struct master *m)
         return;
     }
     master_keep_fixed(m, &g->cfg);
+    unsigned long hard;
+    if (daemon_raise_nofile((unsigned long)g->cfg.max_connections +
+                                g->cfg.threads + g->cfg.n_binds + 65,
+                            &hard) < 0) {
+        log_error("reload failed: max_connections = %u needs more open "
+                  "files than the hard limit (%lu); the running "
+                  "configuration stays",
+                  g->cfg.max_connections, hard);
+        cfg_fini(&g->cfg);
+        free(g);
+        (void)daemon_notify("READY=1");
+        return;
+    }
     if (app_open(&g->app, g->cfg.app_path, g->cfg.threads, err) < 0) {
         log_error("reload failed: %s: %s; the running handler stays",
                   g->cfg.app_path, err);

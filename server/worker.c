@@ -41,6 +41,8 @@
 #define WORKER_HANDOFF_MS 5   /* busy longer: waiting requests go elsewhere */
 #define WORKER_HANDOFF_CPU_MS 50 /* the same for a handler using the CPU */
 #define WORKER_WATCH_STACK 65536
+#define WORKER_ACCEPT_PAUSE_MS 100 /* no accepts after EMFILE and the like */
+#define WORKER_ACCEPT_LOG_MS 5000  /* one line per this about them */
 
 /* epoll keys of the worker's own descriptors; connections use pool keys,
  * which never have the top bit. */
@@ -80,8 +82,12 @@ struct worker {
     struct listener *ls;
     size_t n_ls;
     int handoff_tx, handoff_rx;
-    int log_chan; /* the master passes reopened log files here (USR1) */
-    int stop_fd;  /* eventfd, written once to wake every thread at stop */
+    int log_chan;  /* the master passes reopened log files here (USR1) */
+    uint32_t excl; /* EPOLLEXCLUSIVE where it helps, else 0 */
+    uint64_t accept_resume_ms; /* accepts paused until then, or 0 */
+    uint64_t accept_log_ms;    /* the last line about failing accepts */
+    unsigned accept_fails;     /* since that line */
+    int stop_fd; /* eventfd, written once to wake every thread at stop */
     struct sb_slot *slot;
     const struct sb *board;
     size_t index; /* of slot in board */
@@ -571,6 +577,47 @@ worker_new_conn(struct worker *w, int fd)
     return c;
 }
 
+static int worker_watch_fd(struct worker *w, int fd, uint64_t key,
+                           uint32_t flags);
+
+/* Out of descriptors or memory, accept4 fails at once every time while
+ * the connection stays queued: a level-triggered listener would make
+ * every wait return, a core would spin and the log fill (500,000 lines a
+ * second).  Stop watching the listeners for a while instead, as nginx
+ * does, and log once per interval with a count.  The connections wait in
+ * the listen queue, where other workers may take them. */
+static void
+worker_accept_pause(struct worker *w, struct listener *l, int err)
+{
+    w->accept_fails++;
+    if (w->accept_log_ms == 0 ||
+        w->now_ms >= w->accept_log_ms + WORKER_ACCEPT_LOG_MS) {
+        log_warn("accept on %s: %s (%u failures since the last such line): "
+                 "accepting again in %d ms",
+                 l->name, strerror(err), w->accept_fails,
+                 WORKER_ACCEPT_PAUSE_MS);
+        w->accept_log_ms = w->now_ms ? w->now_ms : 1;
+        w->accept_fails = 0;
+    }
+    if (w->accept_resume_ms)
+        return;
+    for (size_t i = 0; i < w->n_ls; i++)
+        (void)epoll_ctl(w->ep, EPOLL_CTL_DEL, w->ls[i].fd, NULL);
+    w->accept_resume_ms = w->now_ms + WORKER_ACCEPT_PAUSE_MS;
+}
+
+static void
+worker_accept_resume(struct worker *w)
+{
+    w->accept_resume_ms = 0;
+    if (w->stopping)
+        return; /* the listeners stay out for good */
+    for (size_t i = 0; i < w->n_ls; i++)
+        if (worker_watch_fd(w, w->ls[i].fd, WORKER_KEY_OWN | i, w->excl) < 0)
+            log_error("cannot watch %s again: %s", w->ls[i].name,
+                      strerror(errno));
+}
+
 /* A new connection from l, or NULL (none waiting, or no room). */
 static struct conn *
 worker_accept_one(struct worker *w, struct listener *l)
@@ -583,7 +630,10 @@ worker_accept_one(struct worker *w, struct listener *l)
     fd = accept4(l->fd, (struct sockaddr *)&ss, &len,
                  SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
-        if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+            errno == ENOMEM)
+            worker_accept_pause(w, l, errno);
+        else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
             log_warn("accept on %s: %s", l->name, strerror(errno));
         return NULL;
     }
@@ -821,6 +871,8 @@ worker_timeout_ms(struct worker_thread *t)
         next = d;
     if (t->log_since_ms && t->log_since_ms + WORKER_LOG_FLUSH_MS < next)
         next = t->log_since_ms + WORKER_LOG_FLUSH_MS;
+    if (w->accept_resume_ms && w->accept_resume_ms < next)
+        next = w->accept_resume_ms;
     return next <= w->now_ms ? 0 : (int)(next - w->now_ms) + 1;
 }
 
@@ -855,6 +907,8 @@ worker_expire(struct worker_thread *t)
         else
             worker_linger(w, c);
     }
+    if (w->accept_resume_ms && w->accept_resume_ms <= w->now_ms)
+        worker_accept_resume(w);
     if (t->log_since_ms && t->log_since_ms + WORKER_LOG_FLUSH_MS <= w->now_ms) {
         log_access_flush();
         t->log_since_ms = 0;
@@ -1040,9 +1094,14 @@ worker_setup(struct worker *w, const struct worker_env *env, int index)
     w->n_threads = cfg->threads;
     /* Jitter, so that workers started together are not recycled together. */
     w->max_requests = cfg->max_requests;
-    if (cfg->max_requests && cfg->max_requests_jitter)
-        w->max_requests += (unsigned)((unsigned)w->pid * 2654435761u %
-                                      (cfg->max_requests_jitter + 1u));
+    if (cfg->max_requests && cfg->max_requests_jitter) {
+        /* 64-bit: jitter + 1 and the sum both overflow 32 bits at the
+         * keys' maximum (a division by zero, then a wrapped limit). */
+        uint64_t r = (uint64_t)(uint32_t)w->pid * 2654435761u %
+                     ((uint64_t)cfg->max_requests_jitter + 1);
+        uint64_t sum = (uint64_t)cfg->max_requests + r;
+        w->max_requests = sum > UINT32_MAX ? UINT32_MAX : (unsigned)sum;
+    }
     w->threads = calloc(w->n_threads, sizeof(*w->threads));
     if (w->threads == NULL)
         return -1;
@@ -1067,11 +1126,11 @@ worker_setup(struct worker *w, const struct worker_env *env, int index)
      * the first is being accepted goes to the next idle worker rather than
      * waiting for this one; busy workers still see the socket ready (level
      * triggered) when they come back.  The handoff queue is shared alike. */
-    uint32_t excl = worker_exclusive();
+    w->excl = worker_exclusive();
     for (size_t i = 0; i < w->n_ls; i++)
-        if (worker_watch_fd(w, w->ls[i].fd, WORKER_KEY_OWN | i, excl) < 0)
+        if (worker_watch_fd(w, w->ls[i].fd, WORKER_KEY_OWN | i, w->excl) < 0)
             return -1;
-    if (worker_watch_fd(w, w->handoff_rx, WORKER_KEY_HANDOFF, excl) < 0 ||
+    if (worker_watch_fd(w, w->handoff_rx, WORKER_KEY_HANDOFF, w->excl) < 0 ||
         worker_watch_fd(w, w->stop_fd, WORKER_KEY_STOP, 0) < 0)
         return -1;
     w->now_ms = sb_now_ms();
