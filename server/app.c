@@ -48,6 +48,13 @@ app_open(struct app *a, const char *path, unsigned threads,
 }
 
 int
+app_set_path(struct app *a, const char *path)
+{
+    memset(a, 0, sizeof(*a));
+    return (a->path = strdup(path)) != NULL ? 0 : -1;
+}
+
+int
 app_init(struct app *a, const struct forkd_option *opts, size_t n)
 {
     a->state = NULL;

@@ -24,6 +24,11 @@ struct app {
 int app_open(struct app *a, const char *path, unsigned threads,
              char err[APP_ERR_MAX]);
 
+/* Record path without loading it: the master keeps only the path, as
+ * handler code (a .so's constructors too) runs only in children.
+ * Returns 0 or -1 (ENOMEM). */
+int app_set_path(struct app *a, const char *path);
+
 /* Run the handler's init with the options.  Returns 0 or -1. */
 int app_init(struct app *a, const struct forkd_option *opts, size_t n);
 

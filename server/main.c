@@ -160,7 +160,7 @@ main_app_error(const struct cfg *c, const char *msg)
 }
 
 static void
-main_print_check(const struct cfg *c, const struct app *app)
+main_print_check(const struct cfg *c, const struct master_app_info *app)
 {
     const char *user;
 
@@ -170,8 +170,8 @@ main_print_check(const struct cfg *c, const struct app *app)
         printf("  bind %s\n", c->binds[i]);
     printf("  workers %u, threads %u, keepalive %us, timeout %us\n", c->workers,
            c->threads, c->keepalive_s, c->timeout_s);
-    printf("  app %s (handler API %u%s)\n", c->app_path, app->desc->api_version,
-           (app->desc->flags & FORKD_APP_THREADSAFE) ? ", thread-safe" : "");
+    printf("  app %s (handler API %u%s)\n", c->app_path, app->api_version,
+           (app->flags & FORKD_APP_THREADSAFE) ? ", thread-safe" : "");
     for (size_t i = 0; i < c->n_opts; i++)
         printf("  option %s = %s\n", c->opts[i].key, c->opts[i].value);
     user = daemon_worker_user(c->user);
@@ -459,6 +459,7 @@ main(int argc, char **argv)
     struct master_hooks hooks = {.configure = main_configure, .arg = &args};
     struct cfg c;
     struct app app;
+    struct master_app_info info;
     struct listener *ls;
     char err[CFG_ERR_MAX > APP_ERR_MAX ? CFG_ERR_MAX : APP_ERR_MAX];
     char *pidfile;
@@ -471,17 +472,27 @@ main(int argc, char **argv)
         fprintf(stderr, "forkd: %s\n", err);
         goto out_args;
     }
-    if (app_open(&app, c.app_path, c.threads, err) < 0) {
-        main_app_error(&c, err);
+    if (app_set_path(&app, c.app_path) < 0) {
+        main_app_error(&c, strerror(errno));
         goto out_cfg;
     }
     if (args.check) {
-        main_print_check(&c, &app);
+        if (master_check_app(&c, &info, err) < 0) {
+            main_app_error(&c, err);
+            goto out_app;
+        }
+        main_print_check(&c, &info);
         status = 0;
         goto out_app;
     }
     umask(c.umask_bits);
-    if (main_preflight(&c) < 0 || main_open_logs(&c) < 0)
+    if (main_preflight(&c) < 0)
+        goto out_app;
+    if (master_check_app(&c, &info, err) < 0) {
+        main_app_error(&c, err);
+        goto out_app;
+    }
+    if (main_open_logs(&c) < 0)
         goto out_app;
     if ((ls = main_bind(&c, &n_ls, &hooks.inherit_all)) == NULL)
         goto out_logs;

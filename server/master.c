@@ -416,7 +416,8 @@ static void
 master_reload(struct master *m)
 {
     struct master_gen *g;
-    char err[CFG_ERR_MAX > APP_ERR_MAX ? CFG_ERR_MAX : APP_ERR_MAX];
+    char err[CFG_ERR_MAX > APP_ERR_MAX ? CFG_ERR_MAX : APP_ERR_MAX] =
+        "out of memory";
 
     if (m->prev || m->stopping) {
         log_warn("reload: %s; HUP ignored",
@@ -447,9 +448,12 @@ master_reload(struct master *m)
         (void)daemon_notify("READY=1");
         return;
     }
-    if (app_open(&g->app, g->cfg.app_path, g->cfg.threads, err) < 0) {
+    struct master_app_info info;
+    if (master_check_app(&g->cfg, &info, err) < 0 ||
+        app_set_path(&g->app, g->cfg.app_path) < 0) {
         log_error("reload failed: %s: %s; the running handler stays",
                   g->cfg.app_path, err);
+        app_close(&g->app);
         cfg_fini(&g->cfg);
         free(g);
         (void)daemon_notify("READY=1");
@@ -751,6 +755,95 @@ master_init(struct master *m, struct cfg *cfg, struct app *app,
     for (unsigned i = 0; i < MASTER_MAX_WORKERS; i++)
         m->chan[i] = -1;
     return 0;
+}
+
+/* The child of master_check_app: become the workers' user, load, report
+ * through fd. */
+static void
+master_check_child(const struct cfg *cfg, int fd)
+{
+    struct {
+        int ok;
+        struct master_app_info info;
+        char err[APP_ERR_MAX];
+    } r = {0};
+    struct daemon_creds creds = {.uid = (uid_t)-1, .gid = (gid_t)-1};
+    char err[DAEMON_ERR_MAX > APP_ERR_MAX ? DAEMON_ERR_MAX : APP_ERR_MAX];
+    struct app app;
+    const char *user = daemon_worker_user(cfg->user); /* while root */
+
+    if (daemon_creds(user, cfg->group, &creds, err) < 0 ||
+        ((creds.uid != (uid_t)-1 || creds.gid != (gid_t)-1) &&
+         daemon_drop(&creds, err) < 0)) {
+        snprintf(r.err, sizeof(r.err), "%s", err);
+    } else if (app_open(&app, cfg->app_path, cfg->threads, err) == 0) {
+        r.ok = 1;
+        r.info.api_version = app.desc->api_version;
+        r.info.flags = app.desc->flags;
+    } else if (creds.uid != (uid_t)-1) {
+        /* Workers load it as their user: say so, a file only root can
+         * read is the common case. */
+        size_t k =
+            (size_t)snprintf(r.err, sizeof(r.err), "as user %.64s: ", user);
+        memcpy(r.err + k, err, strnlen(err, sizeof(r.err) - k - 1));
+    } else {
+        snprintf(r.err, sizeof(r.err), "%s", err);
+    }
+    (void)write(fd, &r, sizeof(r)); /* a pipe takes this much at once */
+    _exit(0);
+}
+
+int
+master_check_app(const struct cfg *cfg, struct master_app_info *info,
+                 char err[APP_ERR_MAX])
+{
+    struct {
+        int ok;
+        struct master_app_info info;
+        char err[APP_ERR_MAX];
+    } r = {0};
+    int p[2], status = 0;
+    pid_t pid;
+    ssize_t n;
+
+    if (pipe2(p, O_CLOEXEC) < 0)
+        goto fail;
+    if ((pid = fork()) == 0) {
+        close(p[0]);
+        master_check_child(cfg, p[1]);
+    }
+    close(p[1]);
+    if (pid < 0) {
+        close(p[0]);
+        goto fail;
+    }
+    do
+        n = read(p[0], &r, sizeof(r));
+    while (n < 0 && errno == EINTR);
+    close(p[0]);
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (n != (ssize_t)sizeof(r)) {
+        if (WIFSIGNALED(status))
+            snprintf(err, APP_ERR_MAX, "loading it killed the process: %s",
+                     strsignal(WTERMSIG(status)));
+        else
+            snprintf(err, APP_ERR_MAX,
+                     "loading it ended the process "
+                     "(status %d) before it was checked",
+                     WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+        return -1;
+    }
+    r.err[sizeof(r.err) - 1] = '\0';
+    if (!r.ok) {
+        snprintf(err, APP_ERR_MAX, "%s", r.err);
+        return -1;
+    }
+    *info = r.info;
+    return 0;
+fail:
+    snprintf(err, APP_ERR_MAX, "cannot check it: %s", strerror(errno));
+    return -1;
 }
 
 static void

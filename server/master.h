@@ -7,9 +7,10 @@
 
 #include <stddef.h>
 
+#include "app.h"
 #include "cfg.h"
 
-struct app;
+struct cfg;
 struct listener;
 
 struct master_hooks {
@@ -21,6 +22,19 @@ struct master_hooks {
     int handoff[2];    /* inherited from an upgrading master, or -1 */
     int inherit_all;   /* the sockets came from systemd: pass them all */
 };
+
+/* What a handler check found (master_check_app). */
+struct master_app_info {
+    unsigned api_version;
+    unsigned flags;
+};
+
+/* Load cfg's handler in a child process that has become the workers' user
+ * and check its descriptor there (app_open), so that the master never
+ * runs handler code, not even a .so's constructors (DESIGN 6).  Returns 0
+ * with what it found in *info, or -1 with a message in err. */
+int master_check_app(const struct cfg *cfg, struct master_app_info *info,
+                     char err[APP_ERR_MAX]);
 
 /* Run the master until it is told to stop or the workers cannot start.
  * Takes ownership of *cfg and *app (moved: the caller must not fini them).

@@ -1211,7 +1211,6 @@ void
 worker_run(const struct worker_env *env, int index, int log_chan)
 {
     struct worker w = {.cfg = env->cfg,
-                       .app = env->app,
                        .ls = env->ls,
                        .n_ls = env->n_ls,
                        .handoff_tx = env->handoff[0],
@@ -1223,7 +1222,8 @@ worker_run(const struct worker_env *env, int index, int log_chan)
                        .ep = -1,
                        .stop_fd = -1};
     int status = 0;
-    char err[DAEMON_ERR_MAX];
+    char err[DAEMON_ERR_MAX], app_err[APP_ERR_MAX];
+    struct app app;
 
     worker_signals();
     /* A worker never outlives its master (killed with SIGKILL, say): it
@@ -1240,6 +1240,13 @@ worker_run(const struct worker_env *env, int index, int log_chan)
         log_error("worker %d: %s", index, err);
         _exit(WORKER_EXIT_BOOT);
     }
+    /* Loaded here, as the workers' user: the master only checked it in a
+     * child like this one, and a file replaced since is what runs. */
+    if (app_open(&app, env->app->path, w.cfg->threads, app_err) < 0) {
+        log_error("worker %d: %s: %s", index, env->app->path, app_err);
+        _exit(WORKER_EXIT_BOOT);
+    }
+    w.app = &app;
     if (app_init(w.app, w.cfg->opts, w.cfg->n_opts) < 0) {
         log_error("worker %d: %s: init failed", index, w.app->path);
         _exit(WORKER_EXIT_BOOT);
@@ -1264,6 +1271,7 @@ worker_run(const struct worker_env *env, int index, int log_chan)
     worker_join_threads(&w);
     app_fini(w.app);
     worker_teardown(&w);
+    app_close(&app);
     log_close();
     exit(status);
 }

@@ -569,6 +569,10 @@ def compile_so(directory, name, source, extra=()):
     if r.returncode != 0:
         raise AssertionError("cc %s failed:\n%s" % (src, r.stdout.decode(
             errors="replace")))
+    # Workers load the handler after dropping to their user (nobody under
+    # a root master): mkdtemp's 0700 directory would keep them out.
+    os.chmod(directory, 0o755)
+    os.chmod(out, 0o755)
     return out
 
 
@@ -616,6 +620,7 @@ class Server:
         self.check_log = check_log
         self.ready = ready
         self.dir = tempfile.mkdtemp(prefix="forkd-test-")
+        os.chmod(self.dir, 0o755)  # workers load handlers from here too
         self.cwd = cwd or self.dir
         self.ini = os.path.join(self.dir, "forkd.ini")
         self.error_log = os.path.join(self.dir, "error.log")
