@@ -184,7 +184,7 @@ conn_sendfile(struct conn *c, int fd, off_t off, size_t n, unsigned timeout_s)
             continue;
         if (k < 0 && errno == EAGAIN && conn_wait(c, POLLOUT, timeout_s) == 0)
             continue;
-        if (k < 0 && (errno == EINVAL || errno == ENOSYS)) {
+        if (k < 0 && (errno == EINVAL || errno == ENOSYS || errno == ESPIPE)) {
             /* not a regular file (a pipe, a socket): copy through memory */
             char tmp[16384];
             ssize_t r = conn_read_file(fd, &off, tmp,
