@@ -68,10 +68,11 @@ handoff_recv(int sock, int *fd, struct handoff_meta *meta, char *buf,
         memcpy(fd, CMSG_DATA(c), sizeof(int));
     if (*fd < 0 || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ||
         (size_t)n < sizeof(*meta) || meta->len != (size_t)n - sizeof(*meta)) {
+        int no_room = *fd < 0 && (msg.msg_flags & MSG_CTRUNC);
         if (*fd >= 0)
             close(*fd);
         *fd = -1;
-        errno = EPROTO;
+        errno = no_room ? EMFILE : EPROTO;
         return -1;
     }
     return 0;

@@ -29,7 +29,8 @@ int handoff_send(int sock, int fd, const struct handoff_meta *meta,
 
 /* Take one connection: its descriptor (owned by the caller now) in *fd,
  * its meta, and its bytes in buf[0..meta->len).  Returns 0, or -1 (EAGAIN
- * when another worker was faster). */
+ * when another worker was faster, EMFILE when this process had no room
+ * for the descriptor: the kernel closed it, the message is gone). */
 int handoff_recv(int sock, int *fd, struct handoff_meta *meta, char *buf,
                  size_t cap);
 

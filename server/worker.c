@@ -585,16 +585,19 @@ static int worker_watch_fd(struct worker *w, int fd, uint64_t key,
  * every wait return, a core would spin and the log fill (500,000 lines a
  * second).  Stop watching the listeners for a while instead, as nginx
  * does, and log once per interval with a count.  The connections wait in
- * the listen queue, where other workers may take them. */
+ * the listen queue, where other workers may take them.  The handoff queue
+ * is left alone too: a descriptor received without room is closed by the
+ * kernel, and its client's request lost. */
 static void
 worker_accept_pause(struct worker *w, struct listener *l, int err)
 {
     w->accept_fails++;
     if (w->accept_log_ms == 0 ||
         w->now_ms >= w->accept_log_ms + WORKER_ACCEPT_LOG_MS) {
-        log_warn("accept on %s: %s (%u failures since the last such line): "
+        log_warn("%s%s: %s (%u failures since the last such line): "
                  "accepting again in %d ms",
-                 l->name, strerror(err), w->accept_fails,
+                 l ? "accept on " : "taking a handed-off connection",
+                 l ? l->name : "", strerror(err), w->accept_fails,
                  WORKER_ACCEPT_PAUSE_MS);
         w->accept_log_ms = w->now_ms ? w->now_ms : 1;
         w->accept_fails = 0;
@@ -603,6 +606,7 @@ worker_accept_pause(struct worker *w, struct listener *l, int err)
         return;
     for (size_t i = 0; i < w->n_ls; i++)
         (void)epoll_ctl(w->ep, EPOLL_CTL_DEL, w->ls[i].fd, NULL);
+    (void)epoll_ctl(w->ep, EPOLL_CTL_DEL, w->handoff_rx, NULL);
     w->accept_resume_ms = w->now_ms + WORKER_ACCEPT_PAUSE_MS;
 }
 
@@ -616,6 +620,8 @@ worker_accept_resume(struct worker *w)
         if (worker_watch_fd(w, w->ls[i].fd, WORKER_KEY_OWN | i, w->excl) < 0)
             log_error("cannot watch %s again: %s", w->ls[i].name,
                       strerror(errno));
+    if (worker_watch_fd(w, w->handoff_rx, WORKER_KEY_HANDOFF, w->excl) < 0)
+        log_error("cannot watch the handoff queue again: %s", strerror(errno));
 }
 
 /* A new connection from l, or NULL (none waiting, or no room). */
@@ -697,7 +703,9 @@ worker_take(struct worker_thread *t)
     int fd;
 
     if (handoff_recv(w->handoff_rx, &fd, &meta, buf, RESPONSE_BODY_BUF) < 0) {
-        if (errno != EAGAIN)
+        if (errno == EMFILE)
+            worker_accept_pause(w, NULL, errno); /* take no more for now */
+        else if (errno != EAGAIN)
             log_warn("handoff: %s", strerror(errno));
         return;
     }

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -116,6 +117,41 @@ START_TEST(test_handoff_roundtrip)
     ck_assert_int_eq(handoff_recv(fds[1], &again, &got, buf, sizeof(buf)), -1);
     ck_assert_int_eq(errno, EAGAIN);
     close(fd);
+    close(peer);
+    close(fds[0]);
+    close(fds[1]);
+}
+END_TEST
+
+/* A worker with no descriptor left: the kernel closes the one in flight
+ * and says so (MSG_CTRUNC); handoff_recv reports EMFILE, so the worker
+ * can stop taking hand-offs for a while (issue 11, finding 6). */
+START_TEST(test_handoff_recv_no_room)
+{
+    static const char data[] = "GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+    struct handoff_meta meta, got;
+    struct rlimit rl, low;
+    char buf[256];
+    int fds[2], ours, peer, fd = -7, probe;
+
+    ck_assert_int_eq(handoff_open(fds), 0);
+    handoff_test_conn(&ours, &peer);
+    handoff_test_meta(&meta, (uint32_t)strlen(data), 0, "127.0.0.1", "1");
+    ck_assert_int_eq(handoff_send(fds[0], ours, &meta, data), 0);
+    close(ours);
+    /* No free descriptor below the limit: the highest open one + 1. */
+    ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    probe = dup(0);
+    ck_assert_int_ge(probe, 0);
+    close(probe);
+    low = rl;
+    low.rlim_cur = (rlim_t)probe;
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &low), 0);
+    errno = 0;
+    ck_assert_int_eq(handoff_recv(fds[1], &fd, &got, buf, sizeof(buf)), -1);
+    ck_assert_int_eq(errno, EMFILE);
+    ck_assert_int_eq(fd, -1);
+    ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
     close(peer);
     close(fds[0]);
     close(fds[1]);
@@ -411,6 +447,7 @@ handoff_suite(void)
 
     tcase_add_test(tc, test_handoff_open_flags);
     tcase_add_test(tc, test_handoff_roundtrip);
+    tcase_add_test(tc, test_handoff_recv_no_room);
     tcase_add_test(tc, test_handoff_no_data);
     tcase_add_test(tc, test_handoff_recv_empty);
     tcase_add_test(tc, test_handoff_in_order);
