@@ -542,6 +542,27 @@ cfg_set_app(struct cfg_load *ld, const char *name, const char *value, char *msg,
     return 0;
 }
 
+int
+cfg_set_option(struct cfg *c, const char *arg, char err[CFG_ERR_MAX])
+{
+    const char *eq = strchr(arg, '=');
+    char key[256];
+
+    if (eq == NULL || eq == arg || (size_t)(eq - arg) >= sizeof(key)) {
+        cfg_errf(err, "-o: \"%.64s\": want KEY=VALUE (an [app] option)", arg);
+        return -1;
+    }
+    memcpy(key, arg, (size_t)(eq - arg));
+    key[eq - arg] = '\0';
+    if (strcmp(key, "path") == 0)
+        return cfg_set(c, "app", eq + 1, err);
+    if (cfg_add_option(c, key, eq + 1) < 0) {
+        cfg_errf(err, "-o: %s: out of memory", key);
+        return -1;
+    }
+    return 0;
+}
+
 /* inih's callback: returns 1 to go on, 0 on error (the first one is kept). */
 static int
 cfg_ini_handler(void *user, const char *section, const char *name,

@@ -74,6 +74,12 @@ int cfg_set(struct cfg *c, const char *key, const char *value,
             char err[CFG_ERR_MAX]);
 void cfg_clear_binds(struct cfg *c);
 
+/* Set an [app] option from the command line, "KEY=VALUE" (-o): it comes
+ * after the file's, so the handler sees it win (forkd_option takes the
+ * last).  "path=..." sets the handler path.  Returns 0 or -1 with
+ * "-o: message" in err. */
+int cfg_set_option(struct cfg *c, const char *arg, char err[CFG_ERR_MAX]);
+
 /* Final checks after file and command line (an app path is required).
  * Returns 0 or -1 with the message in err. */
 int cfg_check(struct cfg *c, char err[CFG_ERR_MAX]);

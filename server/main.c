@@ -34,6 +34,9 @@ main_usage(FILE *out)
             "file's binds\n"
             "  -w, --workers N     worker processes\n"
             "  -t, --threads T     handler threads per worker\n"
+            "  -o, --option K=V    an [app] option for the handler; "
+            "repeatable,\n"
+            "                      wins over the file's\n"
             "  -D, --daemon        detach once serving (needs error_log)\n"
             "      --check         validate the configuration and the "
             "handler, then exit\n"
@@ -51,6 +54,8 @@ struct main_args {
     const char *app;
     char **binds;
     size_t n_binds;
+    char **opts; /* -o KEY=VALUE, in order */
+    size_t n_opts;
     int check;
 };
 
@@ -62,6 +67,7 @@ main_parse(int argc, char **argv, struct main_args *a)
         {"bind", required_argument, NULL, 'b'},
         {"workers", required_argument, NULL, 'w'},
         {"threads", required_argument, NULL, 't'},
+        {"option", required_argument, NULL, 'o'},
         {"daemon", no_argument, NULL, 'D'},
         {"check", no_argument, NULL, 'C'},
         {"version", no_argument, NULL, 'v'},
@@ -70,9 +76,10 @@ main_parse(int argc, char **argv, struct main_args *a)
     int opt;
 
     a->binds = calloc((size_t)argc, sizeof(*a->binds));
-    if (a->binds == NULL)
+    a->opts = calloc((size_t)argc, sizeof(*a->opts));
+    if (a->binds == NULL || a->opts == NULL)
         return 1;
-    while ((opt = getopt_long(argc, argv, "c:b:w:t:Dvh", longopts, NULL)) !=
+    while ((opt = getopt_long(argc, argv, "c:b:w:t:o:Dvh", longopts, NULL)) !=
            -1) {
         switch (opt) {
         case 'c':
@@ -86,6 +93,9 @@ main_parse(int argc, char **argv, struct main_args *a)
             break;
         case 't':
             a->threads = optarg;
+            break;
+        case 'o':
+            a->opts[a->n_opts++] = optarg;
             break;
         case 'D':
             a->daemon = 1;
@@ -135,6 +145,9 @@ main_configure(struct cfg *c, char err[CFG_ERR_MAX], void *arg)
         cfg_clear_binds(c);
     for (size_t i = 0; i < a->n_binds; i++)
         if (cfg_set(c, "bind", a->binds[i], err) < 0)
+            goto fail;
+    for (size_t i = 0; i < a->n_opts; i++)
+        if (cfg_set_option(c, a->opts[i], err) < 0)
             goto fail;
     if ((a->workers && cfg_set(c, "workers", a->workers, err) < 0) ||
         (a->threads && cfg_set(c, "threads", a->threads, err) < 0) ||
@@ -514,6 +527,7 @@ main(int argc, char **argv)
     free(exe);
     log_close();
     free(args.binds);
+    free(args.opts);
     free(args.config_abs);
     return status;
 out_logs:
@@ -524,6 +538,7 @@ out_cfg:
     cfg_fini(&c);
 out_args:
     free(args.binds);
+    free(args.opts);
     free(args.config_abs);
     return status;
 }

@@ -275,6 +275,30 @@ class CommandLineTest(unittest.TestCase):
         with socket.socket() as s:
             s.bind(("127.0.0.1", port))
 
+    def test_option_on_command_line(self):
+        """-o KEY=VALUE (repeatable) sets an [app] option and wins over the
+        file's; -o path=... is the handler; a malformed -o is one line."""
+        tmp = Tmp(self)
+        a = tmp.write("a.txt", "from the file\n")
+        b = tmp.write("b.txt", "from -o\n")
+        os.chmod(tmp.dir, 0o755)
+        for p in (a, b):
+            os.chmod(p, 0o644)
+        s = Server("bigfile", options={"file": a},
+                   args=["-o", "file=" + b, "-o", "unused=1"])
+        with s:
+            self.assertEqual(get(s.port, "/file").body, b"from -o\n")
+        rc, out, err = run_forkd(["--check", "-o", "path=" + app_path("hello"),
+                                  "-o", "x=1"])
+        self.assertEqual(rc, 0, err)
+        self.assertIn("hello.so", out)
+        self.assertIn("option x = 1", out)
+        rc, out, err = run_forkd(["--check", "-o", "novalue",
+                                  app_path("hello")])
+        self.assertEqual(rc, 1)
+        self.assertEqual(err.strip().count("\n"), 0, err)
+        self.assertIn("-o", err)
+
     def test_version(self):
         rc, out, err = run_forkd(["--version"])
         self.assertEqual(rc, 0)
