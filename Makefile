@@ -48,6 +48,16 @@ $(BUILD)/app/%.so: app/%.c app/forkd.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -shared -fPIC -o $@ $< -lpthread
 
+# The wsgi handler embeds Debian's CPython (python3-dev), never the python3
+# first on PATH: the apps it serves use Debian's python3-* packages.
+PY_CONFIG = /usr/bin/python3-config
+PY_CFLAGS = $(shell $(PY_CONFIG) --includes 2>/dev/null)
+PY_LIBS = $(shell $(PY_CONFIG) --embed --ldflags 2>/dev/null)
+$(BUILD)/app/wsgi.so: app/wsgi.c app/forkd.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(PY_CFLAGS) $(CFLAGS) -shared -fPIC -o $@ $< \
+		$(PY_LIBS) -lpthread
+
 $(BUILD)/tests/%: tests/unit/%.c $(SERVER_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS) -rdynamic \

@@ -4,7 +4,7 @@
 # otherwise.  Usage: scripts/deps.sh [build|test|bench|all]  (default: test)
 set -eu
 
-build="gcc make pkg-config libhttp-parser-dev libinih-dev check"
+build="gcc make pkg-config libhttp-parser-dev libinih-dev check python3-dev"
 test="$build curl python3 python3-matplotlib valgrind clang libclang-rt-14-dev clang-format nginx gunicorn python3-flask python3-uvicorn python3-starlette"
 bench="$test wrk strace gunicorn python3-flask python3-uvicorn python3-starlette uwsgi-core uwsgi-plugin-python3 apache2-utils libcap-dev libpcre3-dev libssl-dev uuid-dev zlib1g-dev"
 
