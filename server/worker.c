@@ -725,7 +725,12 @@ worker_take(struct worker_thread *t)
     c->listener = meta.listener < w->n_ls ? meta.listener : 0;
     c->server_name = w->ls[c->listener].host;
     c->server_port = w->ls[c->listener].port;
-    worker_readable(t, c);
+    /* A request that came whole (after a drained body) is served from the
+     * buffer: no more bytes may come to wake us. */
+    if (c->len > 0)
+        worker_process(t, c);
+    else
+        worker_readable(t, c);
 }
 
 /* Pass c, which has a request coming while every thread of this worker is
@@ -754,6 +759,35 @@ worker_give(struct worker *w, struct conn *c)
     return -1;
 }
 
+/* A draining connection has bytes while this worker is busy: discard its
+ * body here and pass on the request that follows it, as for any waiting
+ * connection (DESIGN 2).  Watchdog thread, with the lock: nothing here
+ * waits. */
+static void
+worker_give_drained(struct worker *w, struct conn *c)
+{
+    ssize_t n;
+
+    if (pool_buf_get(&w->pool, c) < 0 || (n = conn_read(c)) == 0 ||
+        (n < 0 && errno != EAGAIN)) {
+        worker_close(w, c);
+        return;
+    }
+    if (n < 0) {
+        worker_park(w, c, CONN_DRAINING); /* re-armed in threads mode */
+        return;
+    }
+    if (!worker_drain(w, c))
+        return;
+    if (c->len == 0) {
+        worker_park(w, c, CONN_IDLE);
+        return;
+    }
+    worker_park(w, c, CONN_READING);
+    if (c->fd >= 0 && c->state == CONN_READING)
+        worker_give(w, c);
+}
+
 /* Give every waiting connection that has bytes coming away. */
 static void
 worker_give_ready(struct worker *w, unsigned max)
@@ -768,6 +802,8 @@ worker_give_ready(struct worker *w, unsigned max)
             continue;
         if ((c->state == CONN_IDLE || c->state == CONN_READING) && !c->draining)
             worker_give(w, c);
+        else if (c->state == CONN_DRAINING)
+            worker_give_drained(w, c);
         else if (c->state != CONN_ACTIVE)
             worker_park(w, c, c->state); /* re-armed in threads mode */
     }

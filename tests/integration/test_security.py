@@ -457,6 +457,47 @@ class DrainTest(unittest.TestCase):
     def test_f5_drain_ends_without_timeout(self):
         self.stall(2, 0)
 
+    def test_f5_request_after_drained_body_handed_off(self):
+        """The drain moved to the poller must not cost DESIGN 2: a
+        kept-alive connection still draining while its worker is busy
+        has its next request (after the body) passed to an idle worker,
+        not held until the busy one is done."""
+        so = forkdtest.build_testapp(TMP)
+        with Server(so, workers=2) as s:
+            s.wait_workers(2)
+            # Two connections on the same worker: X and Y.
+            conns, by_pid = [], {}
+            try:
+                for _ in range(40):
+                    c = Conn(s.port)
+                    conns.append(c)
+                    c.send(b"GET /pid HTTP/1.1\r\nHost: a\r\n\r\n")
+                    pid = c.read_response().body.strip()
+                    by_pid.setdefault(pid, []).append(c)
+                    if len(by_pid[pid]) == 2:
+                        break
+                pair = [v for v in by_pid.values() if len(v) == 2]
+                self.assertTrue(pair, "no two connections on one worker")
+                x, y = pair[0]
+                # X: a body the handler does not read, 10 of 100 bytes.
+                x.send(b"POST /no-read HTTP/1.1\r\nHost: a\r\n"
+                       b"Content-Length: 100\r\n\r\n" + b"b" * 10)
+                self.assertEqual(x.read_response().status, 200)
+                # Y keeps X's worker busy for 3 s.
+                y.send(b"GET /sleep?ms=3000 HTTP/1.1\r\nHost: a\r\n\r\n")
+                time.sleep(0.3)
+                t0 = time.monotonic()
+                x.send(b"b" * 90 + b"GET /pid HTTP/1.1\r\nHost: a\r\n\r\n")
+                r = x.read_response(timeout=5)
+                dt = time.monotonic() - t0
+                self.assertEqual(r.status, 200)
+                self.assertLess(dt, 1.5, "the request after the drained "
+                                "body waited for the busy worker")
+                self.assertEqual(y.read_response(timeout=5).status, 200)
+            finally:
+                for c in conns:
+                    c.close()
+
 
 # --- F6: accept at the descriptor limit --------------------------------------
 
