@@ -20,7 +20,8 @@ endif
 
 SERVER_SRCS = $(filter-out server/main.c,$(wildcard server/*.c))
 SERVER_OBJS = $(SERVER_SRCS:server/%.c=$(BUILD)/obj/%.o)
-APPS = $(patsubst app/%.c,$(BUILD)/app/%.so,$(wildcard app/*.c))
+APPS = $(patsubst app/%.c,$(BUILD)/app/%.so,$(wildcard app/*.c)) \
+	$(BUILD)/app/wsgi.so
 UNIT = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null)
@@ -53,10 +54,11 @@ $(BUILD)/app/%.so: app/%.c app/forkd.h
 PY_CONFIG = /usr/bin/python3-config
 PY_CFLAGS = $(shell $(PY_CONFIG) --includes 2>/dev/null)
 PY_LIBS = $(shell $(PY_CONFIG) --embed --ldflags 2>/dev/null)
-$(BUILD)/app/wsgi.so: app/wsgi.c app/forkd.h
+WSGI_SRCS = $(wildcard app/wsgi/*.c)
+$(BUILD)/app/wsgi.so: $(WSGI_SRCS) app/wsgi/wsgi.h app/forkd.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(PY_CFLAGS) $(CFLAGS) -shared -fPIC -o $@ $< \
-		$(PY_LIBS) -lpthread
+	$(CC) $(CPPFLAGS) $(PY_CFLAGS) $(CFLAGS) -shared -fPIC -o $@ \
+		$(WSGI_SRCS) $(PY_LIBS) -lpthread
 
 $(BUILD)/tests/%: tests/unit/%.c $(SERVER_OBJS)
 	@mkdir -p $(dir $@)
@@ -95,19 +97,24 @@ compare: deps all
 	FORKD_BIN=$(BUILD)/forkd FORKD_APPS=$(BUILD)/app \
 		$(PYTHON) scripts/compare $(COMPARE_ARGS)
 
-install: $(BUILD)/forkd
+install: $(BUILD)/forkd $(BUILD)/app/wsgi.so
 	install -D -m 755 $(BUILD)/forkd $(DESTDIR)$(PREFIX)/sbin/forkd
 	install -D -m 644 app/forkd.h $(DESTDIR)$(PREFIX)/include/forkd.h
 	install -D -m 644 man/forkd.8 $(DESTDIR)$(PREFIX)/share/man/man8/forkd.8
 	install -D -m 644 man/forkd.ini.5 \
 		$(DESTDIR)$(PREFIX)/share/man/man5/forkd.ini.5
 	install -D -m 644 man/forkd.h.3 $(DESTDIR)$(PREFIX)/share/man/man3/forkd.h.3
+	install -D -m 644 man/forkd-wsgi.8 \
+		$(DESTDIR)$(PREFIX)/share/man/man8/forkd-wsgi.8
+	install -D -m 755 $(BUILD)/app/wsgi.so \
+		$(DESTDIR)$(PREFIX)/lib/forkd/wsgi.so
 
 fmt:
-	clang-format -i server/*.[ch] app/*.[ch] tests/unit/*.c
+	clang-format -i server/*.[ch] app/*.[ch] app/wsgi/*.[ch] tests/unit/*.c
 
 fmt-check:
-	clang-format --dry-run -Werror server/*.[ch] app/*.[ch] tests/unit/*.c
+	clang-format --dry-run -Werror server/*.[ch] app/*.[ch] app/wsgi/*.[ch] \
+		tests/unit/*.c
 
 clean:
 	rm -rf build
