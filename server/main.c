@@ -490,7 +490,7 @@ main(int argc, char **argv)
         goto out_cfg;
     }
     if (args.check) {
-        if (master_check_app(&c, &info, err) < 0) {
+        if (master_check_app(&c, 1, &info, err) < 0) {
             main_app_error(&c, err);
             goto out_app;
         }
@@ -501,7 +501,7 @@ main(int argc, char **argv)
     umask(c.umask_bits);
     if (main_preflight(&c) < 0)
         goto out_app;
-    if (master_check_app(&c, &info, err) < 0) {
+    if (master_check_app(&c, 0, &info, err) < 0) {
         main_app_error(&c, err);
         goto out_app;
     }

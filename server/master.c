@@ -449,7 +449,7 @@ master_reload(struct master *m)
         return;
     }
     struct master_app_info info;
-    if (master_check_app(&g->cfg, &info, err) < 0 ||
+    if (master_check_app(&g->cfg, 0, &info, err) < 0 ||
         app_set_path(&g->app, g->cfg.app_path) < 0) {
         log_error("reload failed: %s: %s; the running handler stays",
                   g->cfg.app_path, err);
@@ -760,7 +760,7 @@ master_init(struct master *m, struct cfg *cfg, struct app *app,
 /* The child of master_check_app: become the workers' user, load, report
  * through fd. */
 static void
-master_check_child(const struct cfg *cfg, int fd)
+master_check_child(const struct cfg *cfg, int run_init, int fd)
 {
     struct {
         int ok;
@@ -780,6 +780,12 @@ master_check_child(const struct cfg *cfg, int fd)
         r.ok = 1;
         r.info.api_version = app.desc->api_version;
         r.info.flags = app.desc->flags;
+        if (run_init && app_init(&app, cfg->opts, cfg->n_opts) < 0) {
+            r.ok = 0; /* the handler logged why */
+            snprintf(r.err, sizeof(r.err),
+                     "init failed with these [app] options");
+        }
+        app_fini(&app);
     } else if (creds.uid != (uid_t)-1) {
         /* Workers load it as their user: say so, a file only root can
          * read is the common case. */
@@ -794,8 +800,8 @@ master_check_child(const struct cfg *cfg, int fd)
 }
 
 int
-master_check_app(const struct cfg *cfg, struct master_app_info *info,
-                 char err[APP_ERR_MAX])
+master_check_app(const struct cfg *cfg, int run_init,
+                 struct master_app_info *info, char err[APP_ERR_MAX])
 {
     struct {
         int ok;
@@ -810,7 +816,7 @@ master_check_app(const struct cfg *cfg, struct master_app_info *info,
         goto fail;
     if ((pid = fork()) == 0) {
         close(p[0]);
-        master_check_child(cfg, p[1]);
+        master_check_child(cfg, run_init, p[1]);
     }
     close(p[1]);
     if (pid < 0) {

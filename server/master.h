@@ -31,10 +31,11 @@ struct master_app_info {
 
 /* Load cfg's handler in a child process that has become the workers' user
  * and check its descriptor there (app_open), so that the master never
- * runs handler code, not even a .so's constructors (DESIGN 6).  Returns 0
- * with what it found in *info, or -1 with a message in err. */
-int master_check_app(const struct cfg *cfg, struct master_app_info *info,
-                     char err[APP_ERR_MAX]);
+ * runs handler code, not even a .so's constructors (DESIGN 6); with
+ * run_init (--check), also run its init with the [app] options, and fini.
+ * Returns 0 with what it found in *info, or -1 with a message in err. */
+int master_check_app(const struct cfg *cfg, int run_init,
+                     struct master_app_info *info, char err[APP_ERR_MAX]);
 
 /* Run the master until it is told to stop or the workers cannot start.
  * Takes ownership of *cfg and *app (moved: the caller must not fini them).

@@ -226,6 +226,23 @@ class BadConfigTest(unittest.TestCase):
         with socket.socket() as s:
             s.bind(("127.0.0.1", port))
 
+    def test_check_runs_init(self):
+        """--check runs the handler's init (as the workers' user, in a
+        child): an init that fails is a failed check, with the handler's
+        own line and one from forkd naming the handler; nothing binds."""
+        tmp = Tmp(self)
+        so = compile_so(tmp.dir, "initfail", INIT_FAILS_C)
+        port = free_port()
+        ini = tmp.write("forkd.ini", "\n".join(ini_lines(port, app=so)) + "\n")
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", port))  # --check must not bind
+            s.listen(1)
+            rc, out, err = run_forkd(["--check", "-c", ini], timeout=10)
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn("init-fails-marker: no database", err)
+        self.assertIn("initfail.so: init failed", err)
+        self.assertNotIn("configuration OK", out)
+
     def test_port_in_use(self):
         with socket.socket() as busy:
             busy.bind(("127.0.0.1", 0))
