@@ -709,7 +709,7 @@ class SignalsTest(WsgiCase):
                 marks, "m.%d" % worker)), os.listdir(marks))
 
 
-class FlaskTest(WsgiCase):
+class FrameworkTest(WsgiCase):
     def test_flask_app_unchanged(self):
         """scripts/compare-peers/flask_app.py as gunicorn serves it."""
         if importlib.util.find_spec("flask") is None:
@@ -731,6 +731,33 @@ class FlaskTest(WsgiCase):
             self.assertEqual(get(s.port, "/no/such/page").status, 404)
             r = http(s.port, "POST", "/", body=b"x=1")
             self.assertEqual(r.status, 405)
+
+    def test_django_project(self):
+        """A Django project (tests/wsgi/djangoapp.py): a view, a form POST
+        through Django's CSRF check, and a static file, which Django
+        answers with a FileResponse (wsgi.file_wrapper)."""
+        if importlib.util.find_spec("django") is None:
+            self.skipTest("python3-django is not installed")
+        with wsgi("djangoapp:application", {"pythonpath": APPS}) as s:
+            r = get(s.port, "/")
+            self.assertEqual((r.status, r.body), (200, b"django says hello\n"))
+            r = get(s.port, "/form")
+            self.assertEqual(r.status, 200)
+            token = r.body.split(b'value="')[1].split(b'"')[0].decode()
+            cookie = r.headers["set-cookie"].split(";")[0]
+            self.assertTrue(cookie.startswith("csrftoken="), cookie)
+            form = {"Content-Type": "application/x-www-form-urlencoded"}
+            r = http(s.port, "POST", "/form", headers=dict(form, Cookie=cookie),
+                     body=("csrfmiddlewaretoken=%s&name=forkd" % token)
+                     .encode())
+            self.assertEqual((r.status, r.body), (200, b"hello forkd\n"))
+            r = http(s.port, "POST", "/form", headers=form, body=b"name=x")
+            self.assertEqual(r.status, 403)  # no CSRF token
+            r = get(s.port, "/static/hello.txt")
+            self.assertEqual(r.status, 200)
+            with open(os.path.join(APPS, "static", "hello.txt"), "rb") as f:
+                self.assertEqual(r.body, f.read())
+            self.assertEqual(get(s.port, "/static/missing.txt").status, 404)
 
 
 if __name__ == "__main__":
