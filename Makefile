@@ -85,7 +85,8 @@ experiment: deps all
 		/usr/bin/python3 scripts/experiment $(EXPERIMENT_ARGS)
 
 # forkd side by side with nginx, uWSGI and gunicorn (issue 7):
-# build/bench/results.{json,md} and chart.png.  BENCH_ARGS=--quick: ~70 s.
+# build/bench/results.{json,md} and chart.png, WSGI rows too (issue 12).
+# BENCH_ARGS=--quick: ~2 min.
 bench: deps all
 	@scripts/deps.sh bench
 	$(PYTHON) scripts/bench $(BENCH_ARGS)
