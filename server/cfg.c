@@ -542,6 +542,12 @@ cfg_set_app(struct cfg_load *ld, const char *name, const char *value, char *msg,
     return 0;
 }
 
+unsigned long
+cfg_nofile_need(const struct cfg *c)
+{
+    return (unsigned long)c->max_connections + 1 + c->threads + c->n_binds + 64;
+}
+
 int
 cfg_set_option(struct cfg *c, const char *arg, char err[CFG_ERR_MAX])
 {

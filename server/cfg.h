@@ -80,6 +80,13 @@ void cfg_clear_binds(struct cfg *c);
  * "-o: message" in err. */
 int cfg_set_option(struct cfg *c, const char *arg, char err[CFG_ERR_MAX]);
 
+/* Descriptors one worker may hold at once under c: its max_connections
+ * (and the one it accepts past them to close the oldest), a /proc file
+ * per thread, the listeners, and a margin of 64 for its own (epoll, logs,
+ * handoff) and the handler's files.  The master raises RLIMIT_NOFILE to
+ * this. */
+unsigned long cfg_nofile_need(const struct cfg *c);
+
 /* Final checks after file and command line (an app path is required).
  * Returns 0 or -1 with the message in err. */
 int cfg_check(struct cfg *c, char err[CFG_ERR_MAX]);

@@ -85,12 +85,12 @@ conn_read(struct conn *c)
     return n;
 }
 
-/* Wait for events on c, up to timeout_s in all: a signal that interrupts
+/* Wait for events on fd, up to timeout_s in all: a signal that interrupts
  * the wait does not start it again.  Returns 0, or -1 (ETIMEDOUT). */
 static int
-conn_wait(struct conn *c, short events, unsigned timeout_s)
+conn_poll(int fd, short events, unsigned timeout_s)
 {
-    struct pollfd p = {.fd = c->fd, .events = events};
+    struct pollfd p = {.fd = fd, .events = events};
     struct timespec now;
     int64_t end_ms, left_ms = (int64_t)timeout_s * 1000;
     int n;
@@ -111,6 +111,12 @@ conn_wait(struct conn *c, short events, unsigned timeout_s)
     if (n == 0)
         errno = ETIMEDOUT;
     return n > 0 ? 0 : -1;
+}
+
+static int
+conn_wait(struct conn *c, short events, unsigned timeout_s)
+{
+    return conn_poll(c->fd, events, timeout_s);
 }
 
 ssize_t
@@ -147,53 +153,67 @@ conn_writev(struct conn *c, struct iovec *iov, int n_iov, unsigned timeout_s)
 }
 
 /* Read up to n bytes of fd at *off into buf, waiting up to timeout_s for
- * a descriptor that has none yet.  A pipe or socket has no offset
- * (pread says ESPIPE): it is read from where it stands. */
+ * a descriptor that has none yet.  A pipe or socket has no offset (pread
+ * says ESPIPE): *seekable is then cleared, and it is read from where it
+ * stands, this time and the next. */
 static ssize_t
-conn_read_file(int fd, off_t *off, char *buf, size_t n, unsigned timeout_s)
+conn_read_file(int fd, off_t *off, int *seekable, char *buf, size_t n,
+               unsigned timeout_s)
 {
-    for (int seekable = 1;;) {
-        ssize_t r = seekable ? pread(fd, buf, n, *off) : read(fd, buf, n);
+    for (;;) {
+        ssize_t r = *seekable ? pread(fd, buf, n, *off) : read(fd, buf, n);
         if (r >= 0) {
             *off += r;
             return r;
         }
-        if (errno == ESPIPE && seekable) {
-            seekable = 0;
-            continue;
-        }
-        if (errno == EINTR)
-            continue;
-        struct pollfd p = {.fd = fd, .events = POLLIN};
-        if (errno != EAGAIN || poll(&p, 1, (int)(timeout_s * 1000)) <= 0) {
-            if (errno == EAGAIN)
-                errno = ETIMEDOUT;
+        if (errno == ESPIPE && *seekable)
+            *seekable = 0;
+        else if (errno == EAGAIN) {
+            if (conn_poll(fd, POLLIN, timeout_s) < 0)
+                return -1;
+        } else if (errno != EINTR) {
             return -1;
         }
     }
+}
+
+/* Copy up to n bytes of fd through memory onto c.  Returns the bytes
+ * copied (0 at fd's end) or -1. */
+static ssize_t
+conn_copy_file(struct conn *c, int fd, off_t *off, int *seekable, size_t n,
+               unsigned timeout_s)
+{
+    char tmp[16384];
+    ssize_t r = conn_read_file(fd, off, seekable, tmp,
+                               n < sizeof(tmp) ? n : sizeof(tmp), timeout_s);
+    struct iovec iov = {tmp, (size_t)(r > 0 ? r : 0)};
+
+    if (r > 0 && conn_writev(c, &iov, 1, timeout_s) < 0)
+        return -1;
+    return r;
 }
 
 ssize_t
 conn_sendfile(struct conn *c, int fd, off_t off, size_t n, unsigned timeout_s)
 {
     size_t left = n;
+    int copy = 0, seekable = 1;
 
     while (left > 0) {
-        ssize_t k = sendfile(c->fd, fd, &off, left);
+        ssize_t k =
+            copy ? conn_copy_file(c, fd, &off, &seekable, left, timeout_s)
+                 : sendfile(c->fd, fd, &off, left);
         if (k < 0 && errno == EINTR)
             continue;
-        if (k < 0 && errno == EAGAIN && conn_wait(c, POLLOUT, timeout_s) == 0)
+        if (k < 0 && !copy && errno == EAGAIN &&
+            conn_wait(c, POLLOUT, timeout_s) == 0)
             continue;
-        if (k < 0 && (errno == EINVAL || errno == ENOSYS || errno == ESPIPE)) {
-            /* not a regular file (a pipe, a socket): copy through memory */
-            char tmp[16384];
-            ssize_t r = conn_read_file(fd, &off, tmp,
-                                       left < sizeof(tmp) ? left : sizeof(tmp),
-                                       timeout_s);
-            struct iovec iov = {tmp, (size_t)(r > 0 ? r : 0)};
-            if (r < 0 || (r > 0 && conn_writev(c, &iov, 1, timeout_s) < 0))
-                return -1;
-            k = r;
+        if (k < 0 && !copy &&
+            (errno == EINVAL || errno == ENOSYS || errno == ESPIPE)) {
+            /* not a regular file (a pipe, a socket): copy through memory,
+             * this block and the next ones */
+            copy = 1;
+            continue;
         }
         if (k <= 0) {
             if (k == 0)

@@ -342,20 +342,12 @@ main_bind(const struct cfg *c, size_t *n, int *inherit_all)
     return ls;
 }
 
-/* Descriptors a worker may hold at once: its max_connections (and the
- * one it accepts past them to close the oldest), a /proc file per thread,
- * the listeners, and a margin for its own (epoll, logs, handoff) and the
- * handler's files. */
-#define MAIN_NOFILE_MARGIN 64
-
 /* A worker at its descriptor limit cannot accept: raise the soft limit to
  * what the configuration needs, or refuse to start. */
 static int
 main_check_nofile(const struct cfg *c)
 {
-    unsigned long need = (unsigned long)c->max_connections + 1 + c->threads +
-                         c->n_binds + MAIN_NOFILE_MARGIN,
-                  hard = 0;
+    unsigned long need = cfg_nofile_need(c), hard = 0;
 
     if (daemon_raise_nofile(need, &hard) == 0)
         return 0;

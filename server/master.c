@@ -436,9 +436,7 @@ master_reload(struct master *m)
     }
     master_keep_fixed(m, &g->cfg);
     unsigned long hard;
-    if (daemon_raise_nofile((unsigned long)g->cfg.max_connections +
-                                g->cfg.threads + g->cfg.n_binds + 65,
-                            &hard) < 0) {
+    if (daemon_raise_nofile(cfg_nofile_need(&g->cfg), &hard) < 0) {
         log_error("reload failed: max_connections = %u needs more open "
                   "files than the hard limit (%lu); the running "
                   "configuration stays",
@@ -757,16 +755,19 @@ master_init(struct master *m, struct cfg *cfg, struct app *app,
     return 0;
 }
 
+/* What the check child writes to the master, in one write. */
+struct master_check_result {
+    int ok;
+    struct master_app_info info;
+    char err[APP_ERR_MAX];
+};
+
 /* The child of master_check_app: become the workers' user, load, report
  * through fd. */
 static void
 master_check_child(const struct cfg *cfg, int run_init, int fd)
 {
-    struct {
-        int ok;
-        struct master_app_info info;
-        char err[APP_ERR_MAX];
-    } r = {0};
+    struct master_check_result r = {0};
     struct daemon_creds creds = {.uid = (uid_t)-1, .gid = (gid_t)-1};
     char err[DAEMON_ERR_MAX > APP_ERR_MAX ? DAEMON_ERR_MAX : APP_ERR_MAX];
     struct app app;
@@ -803,11 +804,7 @@ int
 master_check_app(const struct cfg *cfg, int run_init,
                  struct master_app_info *info, char err[APP_ERR_MAX])
 {
-    struct {
-        int ok;
-        struct master_app_info info;
-        char err[APP_ERR_MAX];
-    } r = {0};
+    struct master_check_result r = {0};
     int p[2], status = 0;
     pid_t pid;
     ssize_t n;

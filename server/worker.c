@@ -225,6 +225,18 @@ worker_send_refusal(struct worker *w, struct conn *c, int status, int head_only)
     c->sending = 1;
 }
 
+/* End c after an answer that left the client's input unread (a refusal,
+ * an unread or failed body): first wait for room if part of a refusal is
+ * still to go out, then linger. */
+static void
+worker_end_unread(struct worker *w, struct conn *c)
+{
+    if (c->sending)
+        worker_park(w, c, CONN_SENDING);
+    else
+        worker_linger(w, c);
+}
+
 /* A refusal is waiting to go out on c, which has room now. */
 static void
 worker_flush(struct worker *w, struct conn *c)
@@ -401,11 +413,9 @@ worker_serve(struct worker_thread *t, struct conn *c, size_t head_len)
 static void
 worker_end(struct worker_thread *t, struct conn *c)
 {
-    if (c->sending)
-        worker_park(t->w, c, CONN_SENDING);
-    else if (t->refused || c->body_off < c->len || !t->req.head.body_done ||
-             t->req.body_status)
-        worker_linger(t->w, c);
+    if (t->refused || c->sending || c->body_off < c->len ||
+        !t->req.head.body_done || t->req.body_status)
+        worker_end_unread(t->w, c);
     else
         worker_close(t->w, c);
 }
@@ -577,8 +587,8 @@ worker_new_conn(struct worker *w, int fd)
     return c;
 }
 
-static int worker_watch_fd(struct worker *w, int fd, uint64_t key,
-                           uint32_t flags);
+static int worker_watch_queues(struct worker *w);
+static void worker_unwatch_queues(struct worker *w);
 
 /* Out of descriptors or memory, accept4 fails at once every time while
  * the connection stays queued: a level-triggered listener would make
@@ -604,9 +614,7 @@ worker_accept_pause(struct worker *w, struct listener *l, int err)
     }
     if (w->accept_resume_ms)
         return;
-    for (size_t i = 0; i < w->n_ls; i++)
-        (void)epoll_ctl(w->ep, EPOLL_CTL_DEL, w->ls[i].fd, NULL);
-    (void)epoll_ctl(w->ep, EPOLL_CTL_DEL, w->handoff_rx, NULL);
+    worker_unwatch_queues(w);
     w->accept_resume_ms = w->now_ms + WORKER_ACCEPT_PAUSE_MS;
 }
 
@@ -616,12 +624,9 @@ worker_accept_resume(struct worker *w)
     w->accept_resume_ms = 0;
     if (w->stopping)
         return; /* the listeners stay out for good */
-    for (size_t i = 0; i < w->n_ls; i++)
-        if (worker_watch_fd(w, w->ls[i].fd, WORKER_KEY_OWN | i, w->excl) < 0)
-            log_error("cannot watch %s again: %s", w->ls[i].name,
-                      strerror(errno));
-    if (worker_watch_fd(w, w->handoff_rx, WORKER_KEY_HANDOFF, w->excl) < 0)
-        log_error("cannot watch the handoff queue again: %s", strerror(errno));
+    if (worker_watch_queues(w) < 0)
+        log_error("cannot watch the listen and handoff queues again: %s",
+                  strerror(errno));
 }
 
 /* A new connection from l, or NULL (none waiting, or no room). */
@@ -946,10 +951,7 @@ worker_expire(struct worker_thread *t)
                  c->remote_addr, c->remote_port, w->cfg->header_timeout_s);
         pool_activate(&w->pool, c);
         worker_send_refusal(w, c, 408, 0);
-        if (c->sending)
-            worker_park(w, c, CONN_SENDING);
-        else
-            worker_linger(w, c);
+        worker_end_unread(w, c);
     }
     if (w->accept_resume_ms && w->accept_resume_ms <= w->now_ms)
         worker_accept_resume(w);
@@ -972,9 +974,7 @@ worker_begin_stop(struct worker *w, int give)
 
     w->stopping = 1;
     w->slot->state = SB_STOPPING;
-    for (size_t i = 0; i < w->n_ls; i++)
-        (void)epoll_ctl(w->ep, EPOLL_CTL_DEL, w->ls[i].fd, NULL);
-    (void)epoll_ctl(w->ep, EPOLL_CTL_DEL, w->handoff_rx, NULL);
+    worker_unwatch_queues(w);
     while ((c = w->pool.closing.head) != NULL)
         worker_close(w, c);
     while ((c = pool_oldest(&w->pool)) != NULL) {
@@ -1111,6 +1111,26 @@ worker_watch_fd(struct worker *w, int fd, uint64_t key, uint32_t flags)
     return epoll_ctl(w->ep, EPOLL_CTL_ADD, fd, &ev);
 }
 
+/* The queues every worker shares: the listen sockets and the handoff
+ * queue.  Watched at start, left alone while accepts are paused and for
+ * good at stop. */
+static int
+worker_watch_queues(struct worker *w)
+{
+    for (size_t i = 0; i < w->n_ls; i++)
+        if (worker_watch_fd(w, w->ls[i].fd, WORKER_KEY_OWN | i, w->excl) < 0)
+            return -1;
+    return worker_watch_fd(w, w->handoff_rx, WORKER_KEY_HANDOFF, w->excl);
+}
+
+static void
+worker_unwatch_queues(struct worker *w)
+{
+    for (size_t i = 0; i < w->n_ls; i++)
+        (void)epoll_ctl(w->ep, EPOLL_CTL_DEL, w->ls[i].fd, NULL);
+    (void)epoll_ctl(w->ep, EPOLL_CTL_DEL, w->handoff_rx, NULL);
+}
+
 /* EPOLLEXCLUSIVE for the shared queues only where the kernel takes a woken
  * waiter off the wait queue at once (6.0): before that, a worker woken
  * for one connection would absorb the wake-ups of the next ones too. */
@@ -1171,10 +1191,7 @@ worker_setup(struct worker *w, const struct worker_env *env, int index)
      * waiting for this one; busy workers still see the socket ready (level
      * triggered) when they come back.  The handoff queue is shared alike. */
     w->excl = worker_exclusive();
-    for (size_t i = 0; i < w->n_ls; i++)
-        if (worker_watch_fd(w, w->ls[i].fd, WORKER_KEY_OWN | i, w->excl) < 0)
-            return -1;
-    if (worker_watch_fd(w, w->handoff_rx, WORKER_KEY_HANDOFF, w->excl) < 0 ||
+    if (worker_watch_queues(w) < 0 ||
         worker_watch_fd(w, w->stop_fd, WORKER_KEY_STOP, 0) < 0)
         return -1;
     w->now_ms = sb_now_ms();
