@@ -21,9 +21,12 @@
 extern "C" {
 #endif
 
-/* Bumped whenever the descriptor or a call changes incompatibly; forkd
- * refuses a handler built against another version. */
-#define FORKD_API_VERSION 1
+/* The version a handler built against this header declares.  forkd loads
+ * handlers of every version from FORKD_API_MIN on: version 2 added preload
+ * and atfork at the end of the descriptor, which version-1 descriptors
+ * lack (forkd never reads them there). */
+#define FORKD_API_VERSION 2
+#define FORKD_API_MIN 1
 
 /* The handler may run in several threads of one worker at once
  * ([server] threads > 1); without this flag forkd refuses to start it so. */
@@ -45,6 +48,13 @@ struct forkd_option {
     const char *value;
 };
 
+/* Where a worker fork is, for forkd_app.atfork. */
+enum forkd_fork_phase {
+    FORKD_FORK_PREPARE, /* in the template process, just before fork */
+    FORKD_FORK_PARENT,  /* in the template process, just after it */
+    FORKD_FORK_CHILD    /* in the new worker, before init */
+};
+
 /* Log levels for forkd_log, as in the error log's log_level. */
 enum forkd_level {
     FORKD_LOG_ERROR = 0,
@@ -58,9 +68,10 @@ struct forkd_app {
     unsigned api_version; /* FORKD_API_VERSION */
     unsigned flags;       /* FORKD_APP_* */
     /* Once per worker after fork, before any request.  Store the worker's
-     * state in *state (it starts NULL); it is passed to every handle and to
-     * fini.  Return 0, or -1 to refuse to start (log why with forkd_log and
-     * a NULL request): the daemon then stops with an error.  May be NULL. */
+     * state in *state (it starts NULL, or as preload left it); it is passed
+     * to every handle and to fini.  Return 0, or -1 to refuse to start (log
+     * why with forkd_log and a NULL request): the daemon then stops with an
+     * error.  May be NULL. */
     int (*init)(const struct forkd_option *opts, size_t n_opts, void **state);
     /* Once per request.  Return 0 when done, -1 on error: before any body
      * byte went out the client gets a 500, after it the connection is closed
@@ -68,6 +79,20 @@ struct forkd_app {
     int (*handle)(struct forkd_req *req, void *state);
     /* Once at graceful worker exit.  May be NULL. */
     void (*fini)(void *state);
+    /* --- since API version 2 --- */
+    /* Once per generation (start-up, each HUP) in a template process that
+     * has switched to the workers' user, before any worker exists: load
+     * what the workers share (gunicorn's --preload).  Return 1 to have
+     * every worker of this generation forked from this process: each then
+     * gets init with *state as preload left it; 0 to have the workers
+     * started as without preload (init with *state NULL); -1 to refuse to
+     * start, as init.  May be NULL. */
+    int (*preload)(const struct forkd_option *opts, size_t n_opts,
+                   void **state);
+    /* Around each fork of a worker from the template (only after preload
+     * returned 1): what a runtime must do about fork (CPython's
+     * PyOS_BeforeFork and friends).  May be NULL. */
+    void (*atfork)(enum forkd_fork_phase phase, void *state);
 };
 
 /* The descriptor every handler exports:
@@ -91,6 +116,15 @@ int forkd_environ_next(struct forkd_req *req, size_t *iter, const char **name,
 /* The value of an [app] option passed to init, or NULL. */
 const char *forkd_option(const struct forkd_option *opts, size_t n_opts,
                          const char *key);
+
+/* The directory that relative paths in the value of option key are taken
+ * from: the ini file's directory for a key from its [app] section, the
+ * directory forkd was started in for one from -o KEY=VALUE (the last
+ * occurrence wins, as in forkd_option).  NULL when there is no such key or
+ * opts is not what forkd passed to the running preload or init: call it
+ * there only.  Since API version 2. */
+const char *forkd_option_dir(const struct forkd_option *opts, size_t n_opts,
+                             const char *key);
 
 /* --- input ------------------------------------------------------------- */
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "arena.h"
+#include "cfg.h"
 #include "log.h"
 #include "req.h"
 
@@ -26,11 +27,12 @@ app_open(struct app *a, const char *path, unsigned threads,
     if (a->desc == NULL) {
         snprintf(err, APP_ERR_MAX,
                  "no forkd_app descriptor (is it a forkd handler?)");
-    } else if (a->desc->api_version != FORKD_API_VERSION) {
+    } else if (a->desc->api_version < FORKD_API_MIN ||
+               a->desc->api_version > FORKD_API_VERSION) {
         snprintf(err, APP_ERR_MAX,
-                 "built for handler API version %u, this forkd has %u: "
-                 "rebuild it against this forkd.h",
-                 a->desc->api_version, FORKD_API_VERSION);
+                 "built for handler API version %u, this forkd loads %u to "
+                 "%u: rebuild it against this forkd.h",
+                 a->desc->api_version, FORKD_API_MIN, FORKD_API_VERSION);
     } else if (a->desc->handle == NULL) {
         snprintf(err, APP_ERR_MAX, "forkd_app.handle is NULL");
     } else if (threads > 1 && !(a->desc->flags & FORKD_APP_THREADSAFE)) {
@@ -55,10 +57,48 @@ app_set_path(struct app *a, const char *path)
 }
 
 int
-app_init(struct app *a, const struct forkd_option *opts, size_t n)
+app_has_preload(const struct app *a)
 {
+    /* A version-1 descriptor ends before preload: never read it there. */
+    return a->desc->api_version >= 2 && a->desc->preload != NULL;
+}
+
+/* The options preload or init is running with, for forkd_option_dir. */
+static const struct cfg *app_opts_cfg;
+
+int
+app_preload(struct app *a, const struct cfg *c)
+{
+    int rc;
+
     a->state = NULL;
-    if (a->desc->init != NULL && a->desc->init(opts, n, &a->state) != 0)
+    if (!app_has_preload(a))
+        return 0;
+    app_opts_cfg = c;
+    rc = a->desc->preload(c->opts, c->n_opts, &a->state);
+    app_opts_cfg = NULL;
+    if (rc != 1)
+        a->state = NULL; /* a handler that preloads nothing keeps nothing */
+    return rc < 0 ? -1 : rc;
+}
+
+void
+app_atfork(struct app *a, enum forkd_fork_phase phase)
+{
+    if (a->desc->api_version >= 2 && a->desc->atfork != NULL)
+        a->desc->atfork(phase, a->state);
+}
+
+int
+app_init(struct app *a, const struct cfg *c)
+{
+    int rc = 0;
+
+    app_opts_cfg = c;
+    if (a->desc->init != NULL)
+        rc = a->desc->init(c->opts, c->n_opts, &a->state);
+    app_opts_cfg = NULL;
+    if (rc != 0)
         return -1;
     a->initialized = 1;
     return 0;
@@ -91,6 +131,22 @@ forkd_option(const struct forkd_option *opts, size_t n_opts, const char *key)
     for (size_t i = 0; opts && key && i < n_opts; i++)
         if (strcmp(opts[i].key, key) == 0)
             found = opts[i].value;
+    return found;
+}
+
+const char *
+forkd_option_dir(const struct forkd_option *opts, size_t n_opts,
+                 const char *key)
+{
+    const struct cfg *c = app_opts_cfg;
+    const char *found = NULL;
+
+    /* Only the array forkd passed to the running preload or init. */
+    if (c == NULL || opts != c->opts || n_opts != c->n_opts || key == NULL)
+        return NULL;
+    for (size_t i = 0; i < n_opts; i++)
+        if (strcmp(opts[i].key, key) == 0)
+            found = c->opt_dirs[i];
     return found;
 }
 

@@ -8,14 +8,16 @@
 
 #include "forkd.h"
 
+struct cfg;
+
 #define APP_ERR_MAX 512
 
 struct app {
     void *dl;                     /* dlopen handle; owned */
     const struct forkd_app *desc; /* inside dl */
     char *path;                   /* owned */
-    void *state;                  /* from init, for handle and fini */
-    int initialized;              /* init succeeded: fini is due */
+    void *state;     /* from preload and init, for handle and fini */
+    int initialized; /* init succeeded: fini is due */
 };
 
 /* Load the .so at path and check its descriptor: present, the right
@@ -29,8 +31,21 @@ int app_open(struct app *a, const char *path, unsigned threads,
  * Returns 0 or -1 (ENOMEM). */
 int app_set_path(struct app *a, const char *path);
 
-/* Run the handler's init with the options.  Returns 0 or -1. */
-int app_init(struct app *a, const struct forkd_option *opts, size_t n);
+/* Whether the loaded handler has a preload hook (API version 2). */
+int app_has_preload(const struct app *a);
+
+/* Run the handler's preload hook with c's [app] options, if any, in the
+ * template process: returns 1 (fork the workers from here; a->state is what
+ * init gets), 0 (no preload: start workers as usual) or -1 (refused; it logged
+ * why). */
+int app_preload(struct app *a, const struct cfg *c);
+
+/* Tell the handler where a worker fork is (after app_preload returned 1). */
+void app_atfork(struct app *a, enum forkd_fork_phase phase);
+
+/* Run the handler's init with c's [app] options; a->state is passed in
+ * as it is (NULL, or what preload left) and kept.  Returns 0 or -1. */
+int app_init(struct app *a, const struct cfg *c);
 
 /* Run fini if init succeeded. */
 void app_fini(struct app *a);

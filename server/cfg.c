@@ -121,6 +121,18 @@ cfg_parse_ull(const char *s, unsigned long long *out)
     return (errno != 0 || *end != '\0') ? -1 : 0;
 }
 
+/* The working directory forkd started in: what relative paths of -o
+ * options are taken from, also when a HUP reads them again after chdir. */
+static const char *
+cfg_start_dir(void)
+{
+    static char dir[PATH_MAX];
+
+    if (dir[0] == '\0' && getcwd(dir, sizeof(dir)) == NULL)
+        snprintf(dir, sizeof(dir), "/");
+    return dir;
+}
+
 /* Resolve a relative path against dir (or the working directory). */
 static char *
 cfg_resolve(const char *dir, const char *path)
@@ -304,6 +316,7 @@ cfg_init(struct cfg *c)
     char err[CFG_ERR_MAX];
 
     memset(c, 0, sizeof(*c));
+    (void)cfg_start_dir(); /* at start-up, before any chdir */
     for (size_t i = 0; i < CFG_N_KEYS; i++)
         if (cfg_keys[i].def &&
             cfg_set_key(c, &cfg_keys[i], cfg_keys[i].def, NULL, err) < 0) {
@@ -343,8 +356,10 @@ cfg_fini(struct cfg *c)
     for (size_t i = 0; i < c->n_opts; i++) {
         free((char *)c->opts[i].key);
         free((char *)c->opts[i].value);
+        free(c->opt_dirs[i]);
     }
     free(c->opts);
+    free(c->opt_dirs);
     memset(c, 0, sizeof(*c));
 }
 
@@ -504,20 +519,29 @@ cfg_scan(struct cfg_load *ld)
     return rc;
 }
 
+/* Add [app] option key = value, whose relative paths are taken from dir
+ * (NULL: the start directory). */
 static int
-cfg_add_option(struct cfg *c, const char *key, const char *value)
+cfg_add_option(struct cfg *c, const char *key, const char *value,
+               const char *dir)
 {
     struct forkd_option *opts;
+    char **dirs;
+    size_t n = c->n_opts;
 
-    opts = realloc(c->opts, (c->n_opts + 1) * sizeof(*opts));
-    if (opts == NULL)
+    if ((opts = realloc(c->opts, (n + 1) * sizeof(*opts))) == NULL)
         return -1;
     c->opts = opts;
-    opts[c->n_opts].key = strdup(key);
-    opts[c->n_opts].value = strdup(value);
-    if (opts[c->n_opts].key == NULL || opts[c->n_opts].value == NULL) {
-        free((char *)opts[c->n_opts].key);
-        free((char *)opts[c->n_opts].value);
+    if ((dirs = realloc(c->opt_dirs, (n + 1) * sizeof(*dirs))) == NULL)
+        return -1;
+    c->opt_dirs = dirs;
+    opts[n].key = strdup(key);
+    opts[n].value = strdup(value);
+    dirs[n] = strdup(dir ? dir : cfg_start_dir());
+    if (opts[n].key == NULL || opts[n].value == NULL || dirs[n] == NULL) {
+        free((char *)opts[n].key);
+        free((char *)opts[n].value);
+        free(dirs[n]);
         return -1;
     }
     c->n_opts++;
@@ -535,7 +559,7 @@ cfg_set_app(struct cfg_load *ld, const char *name, const char *value, char *msg,
         return cfg_set_string(&c->app_path, cfg_resolve(c->dir, value), msg,
                               name);
     }
-    if (cfg_add_option(c, name, value) < 0) {
+    if (cfg_add_option(c, name, value, c->dir) < 0) {
         cfg_errf(msg, "%s: out of memory", name);
         return -1;
     }
@@ -562,7 +586,7 @@ cfg_set_option(struct cfg *c, const char *arg, char err[CFG_ERR_MAX])
     key[eq - arg] = '\0';
     if (strcmp(key, "path") == 0)
         return cfg_set(c, "app", eq + 1, err);
-    if (cfg_add_option(c, key, eq + 1) < 0) {
+    if (cfg_add_option(c, key, eq + 1, NULL) < 0) {
         cfg_errf(err, "-o: %s: out of memory", key);
         return -1;
     }

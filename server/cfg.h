@@ -52,6 +52,8 @@ struct cfg {
     int app_line;              /* line of [app] path, 0 if not from the file */
     int user_line, group_line; /* lines of user and group, 0: not in it */
     struct forkd_option *opts; /* [app] options; keys and values owned */
+    char **opt_dirs; /* per option: the directory its relative paths are
+                        taken from (forkd_option_dir); owned */
     size_t n_opts;
 };
 

@@ -85,14 +85,15 @@ union handoff_fds_ctl {
 };
 
 int
-handoff_send_fds(int sock, const int *fds, size_t n)
+handoff_send_msg(int sock, const int *fds, size_t n, const void *data,
+                 size_t len)
 {
     union handoff_fds_ctl ctl;
     unsigned char mask = 0;
     int send[HANDOFF_MAX_FDS];
     size_t k = 0;
-    struct iovec iov = {&mask, 1};
-    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+    struct iovec iov[2] = {{&mask, 1}, {(void *)data, len}};
+    struct msghdr msg = {.msg_iov = iov, .msg_iovlen = len ? 2 : 1};
 
     for (size_t i = 0; i < n && i < HANDOFF_MAX_FDS; i++)
         if (fds[i] >= 0) {
@@ -113,23 +114,38 @@ handoff_send_fds(int sock, const int *fds, size_t n)
 }
 
 int
-handoff_recv_fds(int sock, int *fds, size_t n)
+handoff_send_fds(int sock, const int *fds, size_t n)
+{
+    return handoff_send_msg(sock, fds, n, NULL, 0);
+}
+
+int
+handoff_recv_msg(int sock, int *fds, size_t n, void *data, size_t cap,
+                 size_t *len)
 {
     union handoff_fds_ctl ctl;
     unsigned char mask = 0;
     int got[HANDOFF_MAX_FDS];
     size_t k = 0, used = 0;
-    struct iovec iov = {&mask, 1};
-    struct msghdr msg = {.msg_iov = &iov,
-                         .msg_iovlen = 1,
+    struct iovec iov[2] = {{&mask, 1}, {data, cap}};
+    struct msghdr msg = {.msg_iov = iov,
+                         .msg_iovlen = cap ? 2 : 1,
                          .msg_control = ctl.buf,
                          .msg_controllen = sizeof(ctl.buf)};
     struct cmsghdr *c;
 
     for (size_t i = 0; i < n; i++)
         fds[i] = -1;
-    if (recvmsg(sock, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) < 0)
+    ssize_t got_len = recvmsg(sock, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+
+    if (got_len < 0)
         return -1;
+    if (got_len == 0) {
+        errno = EPIPE; /* the other end is closed */
+        return -1;
+    }
+    if (len != NULL)
+        *len = (size_t)got_len - 1;
     c = CMSG_FIRSTHDR(&msg);
     if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
         k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
@@ -141,4 +157,10 @@ handoff_recv_fds(int sock, int *fds, size_t n)
     while (used < k)
         close(got[used++]); /* more than asked for */
     return 0;
+}
+
+int
+handoff_recv_fds(int sock, int *fds, size_t n)
+{
+    return handoff_recv_msg(sock, fds, n, NULL, 0, NULL);
 }

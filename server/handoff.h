@@ -46,4 +46,15 @@ int handoff_send_fds(int sock, const int *fds, size_t n);
  * no message). */
 int handoff_recv_fds(int sock, int *fds, size_t n);
 
+/* The same with len bytes of data after the mask byte (data may be NULL
+ * when len is 0): a command with the descriptors it concerns. */
+int handoff_send_msg(int sock, const int *fds, size_t n, const void *data,
+                     size_t len);
+
+/* Receive one handoff_send_msg: descriptors as handoff_recv_fds, up to cap
+ * bytes of data, their count in *len (may be NULL).  Returns 0 or -1
+ * (EAGAIN: no message; EPIPE: the other end is closed). */
+int handoff_recv_msg(int sock, int *fds, size_t n, void *data, size_t cap,
+                     size_t *len);
+
 #endif

@@ -514,7 +514,8 @@ main(int argc, char **argv)
     hooks.argv = argv;
     main_handoff(hooks.handoff);
     pidfile = strdup(c.pidfile);
-    status = master_run(&c, &app, ls, n_ls, &hooks, &keep); /* owns c, app */
+    status =
+        master_run(&c, &app, &info, ls, n_ls, &hooks, &keep); /* owns c, app */
     main_cleanup(pidfile, ls, n_ls, keep);
     free(exe);
     log_close();

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -18,6 +19,7 @@
 #include "listen.h"
 #include "log.h"
 #include "scoreboard.h"
+#include "tmpl.h"
 #include "worker.h"
 
 #define MASTER_MAX_WORKERS 1024
@@ -32,6 +34,7 @@ struct master_gen {
     struct cfg cfg;
     struct app app;
     struct worker_env env;
+    struct tmpl tmpl; /* who forks its workers (tmpl.h) */
     unsigned id;
 };
 
@@ -45,7 +48,7 @@ struct master {
      * Workers can write the scoreboard, so its pids are for display:
      * these, set at fork and cleared when waitpid reaps, are the only
      * pids kill() is ever given. */
-    pid_t pid[MASTER_MAX_WORKERS];
+    pid_t pid[MASTER_MAX_WORKERS];               /* -1: asked of the template */
     unsigned char booted[MASTER_MAX_WORKERS];    /* seen past app init */
     unsigned char timed_out[MASTER_MAX_WORKERS]; /* SIGKILL sent once */
     unsigned gen_of[MASTER_MAX_WORKERS];
@@ -104,6 +107,7 @@ master_gen_free(struct master_gen *g)
 {
     if (g == NULL)
         return;
+    tmpl_stop(&g->tmpl); /* reaped as any stray child */
     app_close(&g->app);
     cfg_fini(&g->cfg);
     free(g);
@@ -130,7 +134,7 @@ master_count_current(struct master *m, int booted_only)
     unsigned n = 0;
 
     for (unsigned i = 0; i < MASTER_MAX_WORKERS; i++)
-        if (m->pid[i] > 0 && m->gen_of[i] == m->cur->id && !m->retiring[i] &&
+        if (m->pid[i] != 0 && m->gen_of[i] == m->cur->id && !m->retiring[i] &&
             (!booted_only || master_is_booted(m, i)))
             n++;
     return n;
@@ -143,7 +147,8 @@ master_count(struct master *m)
 
     for (unsigned i = 0; i < MASTER_MAX_WORKERS; i++)
         n += m->pid[i] != 0;
-    return n;
+    n += m->cur->tmpl.pid > 0;
+    return n + (m->prev != NULL && m->prev->tmpl.pid > 0);
 }
 
 /* Signal the workers of generation gen (0: all). */
@@ -153,6 +158,10 @@ master_kill(struct master *m, unsigned gen, int sig)
     for (unsigned i = 0; i < MASTER_MAX_WORKERS; i++)
         if (m->pid[i] > 0 && (gen == 0 || m->gen_of[i] == gen))
             (void)kill(m->pid[i], sig); /* not reaped yet: still ours */
+    if (gen == 0 && m->cur->tmpl.pid > 0)
+        (void)kill(m->cur->tmpl.pid, sig);
+    if (gen == 0 && m->prev != NULL && m->prev->tmpl.pid > 0)
+        (void)kill(m->prev->tmpl.pid, sig);
 }
 
 /* Ask worker i to finish its requests and leave; SIGUSR2 makes it hand
@@ -164,17 +173,70 @@ master_retire(struct master *m, unsigned i, int give_away)
     (void)kill(m->pid[i], give_away ? SIGUSR2 : SIGQUIT);
 }
 
-/* In the child: keep only this worker's end of its log channel. */
+/* In a child (worker or template): close what only the master uses. */
 static void
-master_child(struct master *m, unsigned i, int chan[2])
+master_close_own(void *arg)
 {
+    struct master *m = arg;
+
     close(master_pipe[0]);
     close(master_pipe[1]);
     for (unsigned j = 0; j < MASTER_MAX_WORKERS; j++)
         if (m->chan[j] >= 0)
             close(m->chan[j]);
+    if (m->cur->tmpl.fd >= 0)
+        close(m->cur->tmpl.fd);
+    if (m->prev != NULL && m->prev->tmpl.fd >= 0)
+        close(m->prev->tmpl.fd);
+}
+
+/* In the child: keep only this worker's end of its log channel. */
+static void
+master_child(struct master *m, unsigned i, int chan[2])
+{
+    master_close_own(m);
     close(chan[0]);
-    worker_run(&m->cur->env, (int)i, chan[1]);
+    worker_run(&m->cur->env, (int)i, chan[1], NULL);
+}
+
+/* Slot i for a new worker of the current generation, with its log
+ * channel in chan.  0 or -1. */
+static int
+master_prepare_slot(struct master *m, unsigned i, int chan[2])
+{
+    sb_reset(&m->board, i);
+    m->gen_of[i] = m->cur->id;
+    m->retiring[i] = 0;
+    m->booted[i] = 0;
+    m->timed_out[i] = 0;
+    if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
+                   chan) < 0) {
+        log_error("socketpair: %s", strerror(errno));
+        return -1;
+    }
+    m->sb[i].state = SB_BOOTING;
+    return 0;
+}
+
+/* Ask the template for worker i; its pid comes in a message later. */
+static void
+master_spawn_from_tmpl(struct master *m, unsigned i)
+{
+    int chan[2];
+
+    if (master_prepare_slot(m, i, chan) < 0)
+        return;
+    if (tmpl_spawn(&m->cur->tmpl, i, chan[1]) < 0) {
+        log_error("worker %u: cannot ask the template for it: %s", i,
+                  strerror(errno));
+        m->sb[i].state = SB_EMPTY;
+        close(chan[0]);
+        close(chan[1]);
+        return;
+    }
+    close(chan[1]);
+    m->chan[i] = chan[0];
+    m->pid[i] = -1;
 }
 
 static void
@@ -184,17 +246,12 @@ master_spawn(struct master *m, unsigned i)
     int chan[2];
     pid_t pid;
 
-    sb_reset(&m->board, i);
-    m->gen_of[i] = m->cur->id;
-    m->retiring[i] = 0;
-    m->booted[i] = 0;
-    m->timed_out[i] = 0;
-    if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
-                   chan) < 0) {
-        log_error("socketpair: %s", strerror(errno));
+    if (m->cur->tmpl.mode == TMPL_USE) {
+        master_spawn_from_tmpl(m, i);
         return;
     }
-    m->sb[i].state = SB_BOOTING;
+    if (master_prepare_slot(m, i, chan) < 0)
+        return;
     /* Until the child has its own handlers, a signal sent to it (a TTOU
      * right after a TTIN, say) would run the master's and land in the
      * master's pipe: keep them blocked across fork; worker_run sets the
@@ -217,13 +274,37 @@ master_spawn(struct master *m, unsigned i)
     log_info("worker %u started (pid %d)", i, (int)pid);
 }
 
+/* Whether workers of the current generation can be started now: at once
+ * without a template; once its template has preloaded, else (started
+ * here if need be). */
+static int
+master_tmpl_ready(struct master *m)
+{
+    struct tmpl *t = &m->cur->tmpl;
+
+    if (t->mode == TMPL_FORK)
+        return 1;
+    if (t->pid > 0)
+        return t->mode == TMPL_USE && t->fd >= 0;
+    /* Its workers are forked from it and must become the master's
+     * children when their middle process exits. */
+    (void)prctl(PR_SET_CHILD_SUBREAPER, 1);
+    t->mode = TMPL_ASK;
+    if (tmpl_start(t, &m->cur->env, master_close_own, m) < 0) {
+        log_error("cannot fork the template: %s", strerror(errno));
+        return 0;
+    }
+    log_info("template started (pid %d)", (int)t->pid);
+    return 0;
+}
+
 /* Start the workers of the current generation that are missing. */
 static void
 master_fill(struct master *m)
 {
     unsigned have;
 
-    if (m->stopping || sb_now_ms() < m->respawn_at_ms)
+    if (m->stopping || sb_now_ms() < m->respawn_at_ms || !master_tmpl_ready(m))
         return;
     have = master_count_current(m, 0);
     for (unsigned i = 0; i < MASTER_MAX_WORKERS && have < m->target; i++) {
@@ -240,6 +321,9 @@ master_stop(struct master *m, int sig)
     if (m->stopping == SIGTERM || m->stopping == sig)
         return; /* a quick stop is never made slower */
     m->stopping = sig;
+    tmpl_stop(&m->cur->tmpl); /* it serves no request */
+    if (m->prev != NULL)
+        tmpl_stop(&m->prev->tmpl);
     /* After a hand-over the service goes on in the new master: systemd
      * would stop the whole unit on this master's STOPPING=1. */
     if (m->successor <= 0)
@@ -299,9 +383,10 @@ master_abort_reload(struct master *m)
     (void)daemon_notify("READY=1");
 }
 
-/* A worker that never finished init failed at boot: back off, give up. */
+/* A worker that never finished init (or a template that never preloaded)
+ * failed at boot: back off, give up. */
 static void
-master_on_boot_failure(struct master *m, unsigned i, int boot)
+master_on_boot_failure(struct master *m, const char *who, int boot)
 {
     if (boot && !m->ready) {
         master_fatal(m, "the handler could not start");
@@ -315,8 +400,20 @@ master_on_boot_failure(struct master *m, unsigned i, int boot)
     if (backoff > MASTER_BACKOFF_MAX_MS)
         backoff = MASTER_BACKOFF_MAX_MS;
     m->respawn_at_ms = sb_now_ms() + backoff;
-    log_warn("worker %u died at boot (%u in a row): next start in %llu ms", i,
+    log_warn("%s died at boot (%u in a row): next start in %llu ms", who,
              m->early_deaths, (unsigned long long)backoff);
+}
+
+/* Slot i is empty again. */
+static void
+master_slot_free(struct master *m, unsigned i)
+{
+    sb_reset(&m->board, i);
+    m->pid[i] = 0;
+    if (m->chan[i] >= 0)
+        close(m->chan[i]);
+    m->chan[i] = -1;
+    m->retiring[i] = 0;
 }
 
 static void
@@ -326,25 +423,124 @@ master_on_exit(struct master *m, unsigned i, pid_t pid, int status)
     int early = !master_is_booted(m, i);
     int clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
     int current = m->gen_of[i] == m->cur->id && !m->retiring[i];
+    char who[32];
 
     master_log_exit(i, pid, status,
                     m->stopping || !current || (clean && !early));
-    sb_reset(&m->board, i);
-    m->pid[i] = 0;
-    if (m->chan[i] >= 0)
-        close(m->chan[i]);
-    m->chan[i] = -1;
-    m->retiring[i] = 0;
+    master_slot_free(m, i);
     if (m->stopping || !current)
         return;
     if (early && m->prev) {
         master_abort_reload(m);
         return;
     }
+    snprintf(who, sizeof(who), "worker %u", i);
     if (early)
-        master_on_boot_failure(m, i, boot);
+        master_on_boot_failure(m, who, boot);
     else
         m->early_deaths = 0;
+}
+
+/* Whether the template of g may say that worker slot i is pid: the slot
+ * waits for it, and pid is a child of this master running as the
+ * workers' user, and none of its others (DESIGN 8). */
+static int
+master_tmpl_pid_ok(struct master *m, struct master_gen *g, unsigned i,
+                   pid_t pid)
+{
+    if (i >= MASTER_MAX_WORKERS || m->pid[i] != -1 || m->gen_of[i] != g->id)
+        return 0;
+    if (pid <= 0 || pid == m->successor || pid == m->cur->tmpl.pid ||
+        (m->prev != NULL && pid == m->prev->tmpl.pid))
+        return 0;
+    for (unsigned j = 0; j < MASTER_MAX_WORKERS; j++)
+        if (m->pid[j] == pid)
+            return 0;
+    return tmpl_owns(pid, g->env.creds.uid);
+}
+
+static void
+master_on_tmpl_msg(struct master *m, struct master_gen *g,
+                   const struct tmpl_msg *msg)
+{
+    unsigned i = msg->slot;
+    char who[32];
+
+    if (msg->what == TMPL_READY && g->tmpl.mode == TMPL_ASK) {
+        g->tmpl.mode = TMPL_USE;
+    } else if (msg->what == TMPL_NO_PRELOAD && g->tmpl.mode == TMPL_ASK) {
+        g->tmpl.mode = TMPL_FORK; /* it exits; the master forks workers */
+    } else if (msg->what == TMPL_SPAWNED &&
+               master_tmpl_pid_ok(m, g, i, msg->pid)) {
+        m->pid[i] = msg->pid;
+        m->sb[i].pid = msg->pid;
+        log_info("worker %u started (pid %d) from the template", i,
+                 (int)msg->pid);
+        if (m->stopping)
+            master_retire(m, i, 0);
+    } else if (msg->what == TMPL_SPAWN_FAILED && i < MASTER_MAX_WORKERS &&
+               m->pid[i] == -1 && m->gen_of[i] == g->id) {
+        log_error("worker %u: the template could not fork it: %s", i,
+                  strerror(msg->err));
+        master_slot_free(m, i);
+        snprintf(who, sizeof(who), "worker %u", i);
+        master_on_boot_failure(m, who, 0);
+    } else {
+        log_error("template (pid %d) sent a message that is not an answer "
+                  "to the master (%u for worker %u, pid %d): stopping it",
+                  (int)g->tmpl.pid, msg->what, i, (int)msg->pid);
+        tmpl_stop(&g->tmpl);
+    }
+}
+
+static void
+master_tmpl_read(struct master *m, struct master_gen *g)
+{
+    struct tmpl_msg msg;
+
+    if (g == NULL)
+        return;
+    while (g->tmpl.fd >= 0 && tmpl_recv(&g->tmpl, &msg) > 0)
+        master_on_tmpl_msg(m, g, &msg);
+}
+
+/* The template of a generation exited: its workers keep serving; a new
+ * one is started when a worker is next needed. */
+static int
+master_on_tmpl_exit(struct master *m, pid_t pid, int status)
+{
+    struct master_gen *g = pid == m->cur->tmpl.pid ? m->cur
+                           : m->prev != NULL && pid == m->prev->tmpl.pid
+                               ? m->prev
+                               : NULL;
+    enum tmpl_mode mode;
+
+    if (g == NULL)
+        return 0;
+    mode = g->tmpl.mode;
+    tmpl_stop(&g->tmpl); /* closes the socket; it is gone already */
+    g->tmpl.pid = 0;
+    for (unsigned i = 0; i < MASTER_MAX_WORKERS; i++)
+        if (m->pid[i] == -1 && m->gen_of[i] == g->id)
+            master_slot_free(m, i);
+    if (mode == TMPL_FORK || m->stopping || g != m->cur) {
+        log_info("template (pid %d) exited", (int)pid);
+        return 1;
+    }
+    if (WIFSIGNALED(status))
+        log_warn("template (pid %d) killed by signal %d (%s)", (int)pid,
+                 WTERMSIG(status), strsignal(WTERMSIG(status)));
+    else
+        log_warn("template (pid %d) exited with status %d", (int)pid,
+                 WEXITSTATUS(status));
+    g->tmpl.mode = TMPL_ASK;
+    if (mode == TMPL_ASK && m->prev != NULL)
+        master_abort_reload(m);
+    else
+        master_on_boot_failure(m, "the template",
+                               mode == TMPL_ASK && WIFEXITED(status) &&
+                                   WEXITSTATUS(status) == WORKER_EXIT_BOOT);
+    return 1;
 }
 
 /* The new master started by USR2 died before taking over. */
@@ -378,6 +574,8 @@ master_reap(struct master *m)
             master_on_successor_exit(m, status);
             continue;
         }
+        if (master_on_tmpl_exit(m, pid, status))
+            continue;
         for (unsigned i = 0; i < MASTER_MAX_WORKERS; i++) {
             if (m->pid[i] == pid) {
                 master_on_exit(m, i, pid, status);
@@ -460,6 +658,7 @@ master_reload(struct master *m)
     if (log_open(g->cfg.error_log, g->cfg.access_log, g->cfg.log_level) < 0)
         log_error("reload: cannot open the new logs (%s): keeping the old ones",
                   strerror(errno));
+    g->tmpl = (struct tmpl){info.has_preload ? TMPL_ASK : TMPL_FORK, 0, -1};
     g->env = m->cur->env;
     g->env.cfg = &g->cfg;
     g->env.app = &g->app;
@@ -684,13 +883,18 @@ master_check_ready(struct master *m)
 static int
 master_wait_events(struct master *m)
 {
-    struct pollfd p = {.fd = master_pipe[0], .events = POLLIN};
+    struct pollfd p[3] = {
+        {.fd = master_pipe[0], .events = POLLIN},
+        {.fd = m->cur->tmpl.fd, .events = POLLIN},
+        {.fd = m->prev ? m->prev->tmpl.fd : -1, .events = POLLIN}};
     unsigned char sigs[64];
     int timeout = m->ready && !m->prev ? 500 : 20;
     ssize_t n;
 
-    if (poll(&p, 1, timeout) < 0 && errno != EINTR)
+    if (poll(p, 3, timeout) < 0 && errno != EINTR)
         return -1;
+    master_tmpl_read(m, m->cur);
+    master_tmpl_read(m, m->prev);
     while ((n = read(master_pipe[0], sigs, sizeof(sigs))) > 0)
         for (ssize_t i = 0; i < n; i++)
             master_on_signal_event(m, sigs[i]);
@@ -719,7 +923,8 @@ master_loop(struct master *m)
 
 static int
 master_init(struct master *m, struct cfg *cfg, struct app *app,
-            struct listener *ls, size_t n_ls, const struct master_hooks *h)
+            const struct master_app_info *info, struct listener *ls,
+            size_t n_ls, const struct master_hooks *h)
 {
     if ((m->cur = calloc(1, sizeof(*m->cur))) == NULL || master_signals() < 0 ||
         sb_open(&m->board, MASTER_MAX_WORKERS, cfg->threads) < 0)
@@ -732,6 +937,8 @@ master_init(struct master *m, struct cfg *cfg, struct app *app,
     }
     m->cur->cfg = *cfg; /* moved */
     m->cur->app = *app;
+    m->cur->tmpl =
+        (struct tmpl){info->has_preload ? TMPL_ASK : TMPL_FORK, 0, -1};
     m->cur->id = m->next_gen = 1;
     m->hooks = h;
     m->sb = m->board.slots;
@@ -781,8 +988,15 @@ master_check_child(const struct cfg *cfg, int run_init, int fd)
         r.ok = 1;
         r.info.api_version = app.desc->api_version;
         r.info.flags = app.desc->flags;
-        if (run_init && app_init(&app, cfg->opts, cfg->n_opts) < 0) {
+        r.info.has_preload = app_has_preload(&app);
+        /* What a start runs: preload (in the template), then init with
+         * what preload left, here in one process. */
+        if (run_init && app_preload(&app, cfg) < 0) {
             r.ok = 0; /* the handler logged why */
+            snprintf(r.err, sizeof(r.err),
+                     "preload failed with these [app] options");
+        } else if (run_init && app_init(&app, cfg) < 0) {
+            r.ok = 0;
             snprintf(r.err, sizeof(r.err),
                      "init failed with these [app] options");
         }
@@ -863,13 +1077,14 @@ master_log_user(const struct cfg *c)
 }
 
 int
-master_run(struct cfg *cfg, struct app *app, struct listener *ls, size_t n_ls,
-           const struct master_hooks *hooks, int *keep_sockets)
+master_run(struct cfg *cfg, struct app *app, const struct master_app_info *info,
+           struct listener *ls, size_t n_ls, const struct master_hooks *hooks,
+           int *keep_sockets)
 {
     struct master *m = calloc(1, sizeof(*m));
     int status;
 
-    if (m == NULL || master_init(m, cfg, app, ls, n_ls, hooks) < 0) {
+    if (m == NULL || master_init(m, cfg, app, info, ls, n_ls, hooks) < 0) {
         log_error("cannot start the master: %s", strerror(errno));
         daemon_ready(0);
         free(m ? m->cur : NULL);

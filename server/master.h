@@ -27,6 +27,7 @@ struct master_hooks {
 struct master_app_info {
     unsigned api_version;
     unsigned flags;
+    int has_preload; /* API 2 preload hook: a template may fork workers */
 };
 
 /* Load cfg's handler in a child process that has become the workers' user
@@ -38,11 +39,13 @@ int master_check_app(const struct cfg *cfg, int run_init,
                      struct master_app_info *info, char err[APP_ERR_MAX]);
 
 /* Run the master until it is told to stop or the workers cannot start.
+ * info is what master_check_app found in the handler.
  * Takes ownership of *cfg and *app (moved: the caller must not fini them).
  * *keep_sockets is set when a new master took over the listening sockets
  * (after USR2), so that unix socket files must not be removed.  Returns
  * the process exit status (0 after a requested stop). */
-int master_run(struct cfg *cfg, struct app *app, struct listener *ls,
+int master_run(struct cfg *cfg, struct app *app,
+               const struct master_app_info *info, struct listener *ls,
                size_t n_ls, const struct master_hooks *hooks,
                int *keep_sockets);
 

@@ -1248,8 +1248,7 @@ worker_teardown(struct worker *w)
         close(w->ep);
 }
 
-/* Drop to the workers' user and group before any handler code runs. */
-static int
+int
 worker_drop(const struct worker_env *env, char err[DAEMON_ERR_MAX])
 {
     if (env->creds.uid == (uid_t)-1 && env->creds.gid == (gid_t)-1)
@@ -1268,8 +1267,50 @@ worker_drop(const struct worker_env *env, char err[DAEMON_ERR_MAX])
     return 0;
 }
 
+/* A worker forked by the template becomes the master's child when the
+ * template's middle process exits, a moment after the fork: wait for
+ * that, then die with the master as any worker does.  0, or -1 when the
+ * parent is not the master. */
+static int
+worker_adopted(const struct worker_env *env, int preloaded)
+{
+    for (int i = 0; preloaded && getppid() != env->master && i < 5000; i++)
+        usleep(1000);
+    /* Set only now: the change of parent would have fired it. */
+    if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != env->master)
+        return -1;
+    return 0;
+}
+
+/* The handler, loaded here as the workers' user (the master only checked
+ * it in a child like this one, and a file replaced since is what runs),
+ * or the one the template preloaded, already as that user.  0 or -1. */
+static int
+worker_load(struct worker *w, const struct worker_env *env, struct app *app,
+            struct app *preloaded)
+{
+    char err[DAEMON_ERR_MAX], app_err[APP_ERR_MAX];
+
+    if (preloaded != NULL) {
+        *app = *preloaded;
+    } else if (worker_drop(env, err) < 0) {
+        log_error("worker %zu: %s", w->index, err);
+        return -1;
+    } else if (app_open(app, env->app->path, w->cfg->threads, app_err) < 0) {
+        log_error("worker %zu: %s: %s", w->index, env->app->path, app_err);
+        return -1;
+    }
+    w->app = app;
+    if (app_init(w->app, w->cfg) < 0) {
+        log_error("worker %zu: %s: init failed", w->index, w->app->path);
+        return -1;
+    }
+    return 0;
+}
+
 void
-worker_run(const struct worker_env *env, int index, int log_chan)
+worker_run(const struct worker_env *env, int index, int log_chan,
+           struct app *preloaded)
 {
     struct worker w = {.cfg = env->cfg,
                        .ls = env->ls,
@@ -1283,13 +1324,12 @@ worker_run(const struct worker_env *env, int index, int log_chan)
                        .ep = -1,
                        .stop_fd = -1};
     int status = 0;
-    char err[DAEMON_ERR_MAX], app_err[APP_ERR_MAX];
     struct app app;
 
     worker_signals();
     /* A worker never outlives its master (killed with SIGKILL, say): it
      * would keep serving a listen queue nobody manages. */
-    if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != env->master)
+    if (worker_adopted(env, preloaded != NULL) < 0)
         _exit(WORKER_EXIT_BOOT);
     w.slot->pid = getpid();
     w.slot->state = SB_BOOTING;
@@ -1297,21 +1337,8 @@ worker_run(const struct worker_env *env, int index, int log_chan)
         log_error("worker %d: cannot start: %s", index, strerror(errno));
         _exit(WORKER_EXIT_BOOT);
     }
-    if (worker_drop(env, err) < 0) {
-        log_error("worker %d: %s", index, err);
+    if (worker_load(&w, env, &app, preloaded) < 0)
         _exit(WORKER_EXIT_BOOT);
-    }
-    /* Loaded here, as the workers' user: the master only checked it in a
-     * child like this one, and a file replaced since is what runs. */
-    if (app_open(&app, env->app->path, w.cfg->threads, app_err) < 0) {
-        log_error("worker %d: %s: %s", index, env->app->path, app_err);
-        _exit(WORKER_EXIT_BOOT);
-    }
-    w.app = &app;
-    if (app_init(w.app, w.cfg->opts, w.cfg->n_opts) < 0) {
-        log_error("worker %d: %s: init failed", index, w.app->path);
-        _exit(WORKER_EXIT_BOOT);
-    }
     if (worker_start_threads(&w) < 0) {
         log_error("worker %d: cannot start threads: %s", index,
                   strerror(errno));

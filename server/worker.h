@@ -32,8 +32,14 @@ struct worker_env {
 /* Run a worker in the freshly forked child: reset signals, init the app,
  * serve until told to stop.  log_chan: the worker's end of its datagram
  * socket pair with the master, which sends reopened log files there on
- * USR1.  Never returns. */
-void worker_run(const struct worker_env *env, int index, int log_chan)
-    __attribute__((noreturn));
+ * USR1.  preloaded: NULL in a child of the master, which loads the handler
+ * as the workers' user; in a child of the template (tmpl.h), the handler
+ * it preloaded, already as that user.  Never returns. */
+void worker_run(const struct worker_env *env, int index, int log_chan,
+                struct app *preloaded) __attribute__((noreturn));
+
+/* Become the workers' user (when the master is root) and die with the
+ * master: before any handler code runs.  0, or -1 with a message. */
+int worker_drop(const struct worker_env *env, char err[DAEMON_ERR_MAX]);
 
 #endif

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -25,7 +26,7 @@
 #define WSGI_NAME_MAX 256 /* one attribute name of module = M:A.B */
 
 static const char *const wsgi_option_keys[] = {"module", "pythonpath",
-                                               "virtualenv"};
+                                               "virtualenv", "preload"};
 
 int
 wsgi_check_options(const struct forkd_option *opts, size_t n)
@@ -38,7 +39,7 @@ wsgi_check_options(const struct forkd_option *opts, size_t n)
         if (k == sizeof(wsgi_option_keys) / sizeof(wsgi_option_keys[0])) {
             forkd_log(NULL, FORKD_LOG_ERROR,
                       "wsgi: %s: unknown option (known: module, pythonpath, "
-                      "virtualenv)",
+                      "virtualenv, preload)",
                       opts[i].key);
             return -1;
         }
@@ -49,6 +50,43 @@ wsgi_check_options(const struct forkd_option *opts, size_t n)
                   "PKG.MOD:CALLABLE in [app], or -o module=PKG.MOD:CALLABLE");
         return -1;
     }
+    return 0;
+}
+
+int
+wsgi_preload_wanted(const struct forkd_option *opts, size_t n)
+{
+    static const char *const yes[] = {"yes", "true", "on", "1"};
+    static const char *const no[] = {"no", "false", "off", "0"};
+    const char *v = forkd_option(opts, n, "preload");
+
+    if (v == NULL)
+        return 0;
+    for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+        if (strcasecmp(v, yes[i]) == 0)
+            return 1;
+        if (strcasecmp(v, no[i]) == 0)
+            return 0;
+    }
+    forkd_log(NULL, FORKD_LOG_ERROR, "wsgi: preload = %s: want yes or no", v);
+    return -1;
+}
+
+int
+wsgi_freeze(struct wsgi *w)
+{
+    PyObject *gc = PyImport_ImportModule("gc"), *r = NULL;
+
+    if (gc != NULL && (r = PyObject_CallMethod(gc, "collect", NULL)) != NULL) {
+        Py_DECREF(r);
+        r = PyObject_CallMethod(gc, "freeze", NULL);
+    }
+    Py_XDECREF(gc);
+    if (r == NULL) {
+        wsgi_init_error(w, "preload", "yes", "gc.freeze failed");
+        return -1;
+    }
+    Py_DECREF(r);
     return 0;
 }
 
@@ -154,10 +192,11 @@ wsgi_setup_types(struct wsgi *w)
     return w->format_exc != NULL ? 0 : -1;
 }
 
-/* dir as an absolute path: relative ones are taken from the working
- * directory.  A new str, or NULL with an exception. */
+/* dir as an absolute path: relative ones are taken from base (the
+ * option's directory, forkd_option_dir), or the working directory when
+ * base is NULL.  A new str, or NULL with an exception. */
 static PyObject *
-wsgi_abs(const char *dir)
+wsgi_abs(const char *base, const char *dir)
 {
     char *cwd;
     PyObject *s;
@@ -166,6 +205,8 @@ wsgi_abs(const char *dir)
 
     if (dir[0] == '/') {
         s = PyUnicode_DecodeFSDefault(dir);
+    } else if (base != NULL) {
+        s = PyUnicode_FromFormat("%s/%s", base, dir);
     } else if ((cwd = getcwd(NULL, 0)) == NULL) {
         return PyErr_SetFromErrno(PyExc_OSError);
     } else {
@@ -183,10 +224,10 @@ wsgi_abs(const char *dir)
 /* Insert dir into sys.path at index at unless it is there.  0, or -1 with
  * the error logged for key = value. */
 static int
-wsgi_path_insert(struct wsgi *w, Py_ssize_t at, const char *dir,
-                 const char *key, const char *value)
+wsgi_path_insert(struct wsgi *w, Py_ssize_t at, const char *base,
+                 const char *dir, const char *key, const char *value)
 {
-    PyObject *path = PySys_GetObject("path"), *s = wsgi_abs(dir);
+    PyObject *path = PySys_GetObject("path"), *s = wsgi_abs(base, dir);
     struct stat st;
     int rc = -1, missing;
 
@@ -207,7 +248,8 @@ wsgi_path_insert(struct wsgi *w, Py_ssize_t at, const char *dir,
 
 /* pythonpath = DIR[:DIR...]: first on sys.path, in order. */
 static int
-wsgi_setup_pythonpath(struct wsgi *w, const char *value, Py_ssize_t *at)
+wsgi_setup_pythonpath(struct wsgi *w, const char *base, const char *value,
+                      Py_ssize_t *at)
 {
     char dir[PATH_MAX];
     const char *p = value, *end;
@@ -225,7 +267,7 @@ wsgi_setup_pythonpath(struct wsgi *w, const char *value, Py_ssize_t *at)
         }
         memcpy(dir, p, (size_t)(end - p));
         dir[end - p] = '\0';
-        if (wsgi_path_insert(w, *at, dir, "pythonpath", value) < 0)
+        if (wsgi_path_insert(w, *at, base, dir, "pythonpath", value) < 0)
             return -1;
         (*at)++;
     }
@@ -235,7 +277,7 @@ wsgi_setup_pythonpath(struct wsgi *w, const char *value, Py_ssize_t *at)
 /* virtualenv = DIR: its site-packages before the system's, after the
  * standard library (so old backports cannot shadow it), .pth files too. */
 static int
-wsgi_setup_venv(struct wsgi *w, const char *venv)
+wsgi_setup_venv(struct wsgi *w, const char *base, const char *venv)
 {
     PyObject *path = PySys_GetObject("path"), *site, *abs, *r;
     char dir[PATH_MAX];
@@ -256,11 +298,11 @@ wsgi_setup_venv(struct wsgi *w, const char *venv)
         at++;
     }
     PyErr_Clear();
-    if (wsgi_path_insert(w, at, dir, "virtualenv", venv) < 0)
+    if (wsgi_path_insert(w, at, base, dir, "virtualenv", venv) < 0)
         return -1;
     r = NULL;
     if ((site = PyImport_ImportModule("site")) != NULL &&
-        (abs = wsgi_abs(dir)) != NULL) {
+        (abs = wsgi_abs(base, dir)) != NULL) {
         r = PyObject_CallMethod(site, "addsitedir", "O", abs);
         Py_DECREF(abs);
     }
@@ -280,18 +322,23 @@ wsgi_setup_paths(struct wsgi *w, const struct forkd_option *opts, size_t n)
     const char *venv = forkd_option(opts, n, "virtualenv");
     Py_ssize_t at = 0;
 
-    if (pp != NULL && wsgi_setup_pythonpath(w, pp, &at) < 0)
+    if (pp != NULL &&
+        wsgi_setup_pythonpath(w, forkd_option_dir(opts, n, "pythonpath"), pp,
+                              &at) < 0)
         return -1;
     /* As gunicorn does: module = myapp:app finds ./myapp.py. */
-    if (wsgi_path_insert(w, at, ".", "module", "(the working directory)") < 0)
+    if (wsgi_path_insert(w, at, NULL, ".", "module",
+                         "(the working directory)") < 0)
         return -1;
-    return venv != NULL ? wsgi_setup_venv(w, venv) : 0;
+    return venv != NULL ? wsgi_setup_venv(
+                              w, forkd_option_dir(opts, n, "virtualenv"), venv)
+                        : 0;
 }
 
 /* module = path/to/app.py: loaded under the file's base name, its
  * directory first on sys.path for its own imports.  New ref or NULL. */
 static PyObject *
-wsgi_import_file(const char *file)
+wsgi_import_file(const char *from, const char *file)
 {
     char name[WSGI_NAME_MAX], dir[PATH_MAX];
     const char *slash = strrchr(file, '/'), *base = slash ? slash + 1 : file;
@@ -305,9 +352,9 @@ wsgi_import_file(const char *file)
     snprintf(name, sizeof(name), "%.*s", (int)len, base);
     snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - file) : 1,
              slash ? file : ".");
-    if ((d = wsgi_abs(dir[0] ? dir : "/")) == NULL ||
+    if ((d = wsgi_abs(from, dir[0] ? dir : "/")) == NULL ||
         (PySequence_Contains(path, d) == 0 && PyList_Insert(path, 0, d) < 0) ||
-        PyErr_Occurred() || (abs = wsgi_abs(file)) == NULL) {
+        PyErr_Occurred() || (abs = wsgi_abs(from, file)) == NULL) {
         Py_XDECREF(d);
         return NULL;
     }
@@ -374,7 +421,7 @@ wsgi_attr(PyObject *obj, const char *attr)
 
 /* module = PKG.MOD:CALLABLE or path/app.py:CALLABLE: the app callable. */
 static int
-wsgi_setup_app(struct wsgi *w, const char *spec)
+wsgi_setup_app(struct wsgi *w, const char *base, const char *spec)
 {
     char mod[PATH_MAX], what[PATH_MAX + 64];
     const char *colon = strrchr(spec, ':');
@@ -390,7 +437,8 @@ wsgi_setup_app(struct wsgi *w, const char *spec)
             spec);
         return -1;
     }
-    m = wsgi_is_file(mod) ? wsgi_import_file(mod) : PyImport_ImportModule(mod);
+    m = wsgi_is_file(mod) ? wsgi_import_file(base, mod)
+                          : PyImport_ImportModule(mod);
     snprintf(what, sizeof(what), "cannot import %s", mod);
     if (m == NULL) {
         wsgi_init_error(w, "module", spec, what);
@@ -422,5 +470,6 @@ wsgi_setup(struct wsgi *w, const struct forkd_option *opts, size_t n)
     }
     if (wsgi_setup_paths(w, opts, n) < 0)
         return -1;
-    return wsgi_setup_app(w, forkd_option(opts, n, "module"));
+    return wsgi_setup_app(w, forkd_option_dir(opts, n, "module"),
+                          forkd_option(opts, n, "module"));
 }

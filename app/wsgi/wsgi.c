@@ -300,28 +300,73 @@ wsgi_handle(struct forkd_req *req, void *state)
 
 /* --- init and fini ---------------------------------------------------- */
 
-static int
-wsgi_init(const struct forkd_option *opts, size_t n_opts, void **state)
+/* Python started and the app imported, the GIL held.  NULL, logged (a
+ * failed start ends the process at once: nothing of Python is torn down
+ * on the way out). */
+static struct wsgi *
+wsgi_load(const struct forkd_option *opts, size_t n_opts)
 {
     struct wsgi *w;
 
-    if (wsgi_check_options(opts, n_opts) < 0)
-        return -1;
     if (Py_IsInitialized()) {
         forkd_log(NULL, FORKD_LOG_ERROR,
-                  "wsgi: Python is already running in this worker");
-        return -1;
+                  "wsgi: Python is already running in this process");
+        return NULL;
     }
     if ((w = calloc(1, sizeof(*w))) == NULL) {
         forkd_log(NULL, FORKD_LOG_ERROR, "wsgi: out of memory");
-        return -1;
+        return NULL;
     }
     wsgi_pin();
-    /* A failed init ends the worker at once (forkd _exits): nothing of
-     * Python is torn down on the way out. */
     if (wsgi_start_python() < 0 || wsgi_setup(w, opts, n_opts) < 0)
-        return -1;
+        return NULL;
     w->interp = PyInterpreterState_Get();
+    return w;
+}
+
+/* preload = yes: the app is imported once, in forkd's template process,
+ * and every worker is forked from it.  The collector's objects so far are
+ * frozen, so that no collection in a worker writes to (and so copies) the
+ * pages they share.  The GIL stays held: each fork happens with it, as
+ * PyOS_BeforeFork wants. */
+static int
+wsgi_preload(const struct forkd_option *opts, size_t n_opts, void **state)
+{
+    struct wsgi *w;
+    int yes;
+
+    if (wsgi_check_options(opts, n_opts) < 0 ||
+        (yes = wsgi_preload_wanted(opts, n_opts)) < 0)
+        return -1;
+    if (!yes)
+        return 0;
+    if ((w = wsgi_load(opts, n_opts)) == NULL || wsgi_freeze(w) < 0)
+        return -1;
+    *state = w;
+    return 1;
+}
+
+/* The fork hooks CPython documents for embedders that fork. */
+static void
+wsgi_atfork(enum forkd_fork_phase phase, void *state)
+{
+    (void)state;
+    if (phase == FORKD_FORK_PREPARE)
+        PyOS_BeforeFork();
+    else if (phase == FORKD_FORK_PARENT)
+        PyOS_AfterFork_Parent();
+    else
+        PyOS_AfterFork_Child();
+}
+
+static int
+wsgi_init(const struct forkd_option *opts, size_t n_opts, void **state)
+{
+    struct wsgi *w = *state; /* preloaded, or NULL */
+
+    if (w == NULL && (wsgi_check_options(opts, n_opts) < 0 ||
+                      (w = wsgi_load(opts, n_opts)) == NULL))
+        return -1;
     /* Drop the GIL: from here on each handler thread takes it with its
      * own thread state, this thread with the one Python started with. */
     w->main_ts = wsgi_ts = PyEval_SaveThread();
@@ -363,4 +408,6 @@ const struct forkd_app forkd_app = {
     .init = wsgi_init,
     .handle = wsgi_handle,
     .fini = wsgi_fini,
+    .preload = wsgi_preload,
+    .atfork = wsgi_atfork,
 };

@@ -104,6 +104,13 @@ void wsgi_init_error(struct wsgi *w, const char *key, const char *value,
 /* 0 if the [app] options are known and module is given; else -1, logged. */
 int wsgi_check_options(const struct forkd_option *opts, size_t n);
 
+/* preload = yes|no (absent: no): 1 or 0; -1 logged for anything else. */
+int wsgi_preload_wanted(const struct forkd_option *opts, size_t n);
+
+/* gc.collect() then gc.freeze(), before the workers are forked.  0 or -1,
+ * logged. */
+int wsgi_freeze(struct wsgi *w);
+
 /* Make libpython's symbols global and keep it and this handler mapped. */
 void wsgi_pin(void);
 

@@ -12,7 +12,7 @@ FUZZ_CFLAGS = -g -O1 -std=c11 $(WARN) -fno-strict-aliasing \
 	-fno-omit-frame-pointer
 # The request path without the process machinery (worker.c's loop is
 # mirrored in fuzz_request.c); the echo handler is linked in.
-FUZZ_SRCS = $(filter-out server/main.c server/master.c server/worker.c,\
+FUZZ_SRCS = $(filter-out server/main.c server/master.c server/worker.c server/tmpl.c,\
 	$(wildcard server/*.c)) app/echo.c
 
 .PHONY: fuzz fuzz-replay

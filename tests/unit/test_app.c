@@ -12,9 +12,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cfg.h"
 #include "forkd.h"
 
 static char app_test_dir[64];
+static struct cfg app_test_no_opts; /* no [app] options */
 
 /* The handlers, compiled once for the whole suite. */
 static const struct {
@@ -62,8 +64,10 @@ static const struct {
                "static int i(const struct forkd_option *o, size_t n,\n"
                "             void **s)\n"
                "{ const char *g = forkd_option(o, n, \"greeting\");\n"
-               "  snprintf(app_test_seen, sizeof(app_test_seen), \"%zu:%s\",\n"
-               "           n, g ? g : \"(none)\");\n"
+               "  const char *d = forkd_option_dir(o, n, \"greeting\");\n"
+               "  snprintf(app_test_seen, sizeof(app_test_seen),\n"
+               "           \"%zu:%s:%s\", n, g ? g : \"(none)\",\n"
+               "           d ? d : \"(none)\");\n"
                "  *s = &app_test_fini_calls; return 0; }\n"
                "static int h(struct forkd_req *r, void *s)\n"
                "{ (void)r; (void)s; return 0; }\n"
@@ -71,6 +75,33 @@ static const struct {
                "const struct forkd_app forkd_app = {\n"
                "    .api_version = FORKD_API_VERSION,\n"
                "    .init = i, .handle = h, .fini = f };\n"},
+    /* Version 2's hooks: preload returns what option "preload" says and
+     * leaves a state that init sees; atfork counts its calls. */
+    {"preload", "#include <string.h>\n"
+                "#include \"forkd.h\"\n"
+                "int app_test_state, app_test_init_saw, app_test_forks;\n"
+                "static int p(const struct forkd_option *o, size_t n,\n"
+                "             void **s)\n"
+                "{ const char *v = forkd_option(o, n, \"preload\");\n"
+                "  *s = &app_test_state;\n"
+                "  return v ? (strcmp(v, \"yes\") ? -1 : 1) : 0; }\n"
+                "static void af(enum forkd_fork_phase ph, void *s)\n"
+                "{ (void)s; app_test_forks += 1 + (int)ph * 10; }\n"
+                "static int i(const struct forkd_option *o, size_t n,\n"
+                "             void **s)\n"
+                "{ (void)o; (void)n; app_test_init_saw = *s != 0;\n"
+                "  return 0; }\n"
+                "static int h(struct forkd_req *r, void *s)\n"
+                "{ (void)r; (void)s; return 0; }\n"
+                "const struct forkd_app forkd_app = {\n"
+                "    .api_version = FORKD_API_VERSION, .init = i,\n"
+                "    .handle = h, .preload = p, .atfork = af };\n"},
+    /* A version-1 descriptor: it ends after fini. */
+    {"v1", "struct forkd_req;\n"
+           "static int h(struct forkd_req *r, void *s)\n"
+           "{ (void)r; (void)s; return 0; }\n"
+           "struct v1 { unsigned v, f; void *i; void *h; void *fi; };\n"
+           "const struct v1 forkd_app = { 1, 0, 0, (void *)h, 0 };\n"},
     /* RTLD_NOW: an unresolved symbol fails at load, not mid-request. */
     {"undef", "#include \"forkd.h\"\n"
               "void forkd_no_such_call(void);\n"
@@ -155,7 +186,7 @@ START_TEST(test_app_open_hello)
     ck_assert_ptr_nonnull(a.desc->handle);
     ck_assert_str_eq(a.path, path);
     /* hello has no init: app_init succeeds with no state. */
-    ck_assert_int_eq(app_init(&a, NULL, 0), 0);
+    ck_assert_int_eq(app_init(&a, &app_test_no_opts), 0);
     ck_assert_ptr_null(a.state);
     app_fini(&a);
     app_close(&a);
@@ -202,8 +233,8 @@ START_TEST(test_app_open_wrong_version)
     char want[64];
 
     app_test_refused("badver", 1, "999");
-    snprintf(want, sizeof(want), "version 999, this forkd has %u",
-             FORKD_API_VERSION);
+    snprintf(want, sizeof(want), "version 999, this forkd loads %u to %u",
+             FORKD_API_MIN, FORKD_API_VERSION);
     app_test_refused("badver", 1, want);
 }
 END_TEST
@@ -242,7 +273,7 @@ START_TEST(test_app_init_fails)
 
     ck_assert_msg(app_open(&a, app_test_so("initfail"), 1, err) == 0, "%s",
                   err);
-    ck_assert_int_eq(app_init(&a, NULL, 0), -1);
+    ck_assert_int_eq(app_init(&a, &app_test_no_opts), -1);
     fini_calls = dlsym(a.dl, "app_test_fini_calls");
     ck_assert_ptr_nonnull(fini_calls);
     /* "Run fini if init succeeded" (app.h): it did not. */
@@ -254,20 +285,24 @@ END_TEST
 
 START_TEST(test_app_init_options)
 {
-    static const struct forkd_option opts[] = {
+    static struct forkd_option opts[] = {
         {"greeting", "hello"}, {"other", "x"}, {"greeting", "bonjour"}};
+    static char *dirs[] = {"/etc/a", "/start", "/etc/b"};
+    struct cfg c = {.opts = opts, .opt_dirs = dirs, .n_opts = 3};
     struct app a;
     char err[APP_ERR_MAX] = "";
     const char *seen;
     int *fini_calls;
 
     ck_assert_msg(app_open(&a, app_test_so("initok"), 1, err) == 0, "%s", err);
-    ck_assert_int_eq(app_init(&a, opts, 3), 0);
+    ck_assert_int_eq(app_init(&a, &c), 0);
     seen = dlsym(a.dl, "app_test_seen");
     fini_calls = dlsym(a.dl, "app_test_fini_calls");
     ck_assert_ptr_nonnull(seen);
     ck_assert_ptr_nonnull(fini_calls);
-    ck_assert_str_eq(seen, "3:bonjour"); /* the last one wins */
+    ck_assert_str_eq(seen, "3:bonjour:/etc/b"); /* the last one wins */
+    /* Outside init, or for another array: no directory. */
+    ck_assert_ptr_null(forkd_option_dir(opts, 3, "greeting"));
     ck_assert_ptr_eq(a.state, fini_calls);
     ck_assert_int_eq(*fini_calls, 0);
     app_fini(&a);
@@ -282,8 +317,8 @@ START_TEST(test_app_init_no_options)
     char err[APP_ERR_MAX] = "";
 
     ck_assert_msg(app_open(&a, app_test_so("initok"), 1, err) == 0, "%s", err);
-    ck_assert_int_eq(app_init(&a, NULL, 0), 0);
-    ck_assert_str_eq(dlsym(a.dl, "app_test_seen"), "0:(none)");
+    ck_assert_int_eq(app_init(&a, &app_test_no_opts), 0);
+    ck_assert_str_eq(dlsym(a.dl, "app_test_seen"), "0:(none):(none)");
     app_fini(&a);
     app_close(&a);
 }
@@ -303,6 +338,54 @@ START_TEST(test_app_option_lookup)
     ck_assert_ptr_null(forkd_option(opts, 0, "a"));
     ck_assert_ptr_null(forkd_option(NULL, 3, "a"));
     ck_assert_ptr_null(forkd_option(opts, 4, NULL));
+}
+END_TEST
+
+/* preload returns 1, 0 or -1 as the handler says; 1 keeps the state
+ * for init, anything else drops it; atfork reaches the handler. */
+START_TEST(test_app_preload_hooks)
+{
+    static struct forkd_option yes[] = {{"preload", "yes"}};
+    static struct forkd_option bad[] = {{"preload", "fail"}};
+    static char *dirs[] = {"/d"};
+    struct cfg cy = {.opts = yes, .opt_dirs = dirs, .n_opts = 1};
+    struct cfg cb = {.opts = bad, .opt_dirs = dirs, .n_opts = 1};
+    struct app a;
+    char err[APP_ERR_MAX] = "";
+
+    ck_assert_msg(app_open(&a, app_test_so("preload"), 1, err) == 0, "%s", err);
+    ck_assert_int_eq(app_has_preload(&a), 1);
+    ck_assert_int_eq(app_preload(&a, &app_test_no_opts), 0);
+    ck_assert_ptr_null(a.state);
+    ck_assert_int_eq(app_preload(&a, &cb), -1);
+    ck_assert_ptr_null(a.state);
+    ck_assert_int_eq(app_preload(&a, &cy), 1);
+    ck_assert_ptr_eq(a.state, dlsym(a.dl, "app_test_state"));
+    app_atfork(&a, FORKD_FORK_PREPARE);
+    app_atfork(&a, FORKD_FORK_PARENT);
+    app_atfork(&a, FORKD_FORK_CHILD);
+    ck_assert_int_eq(*(int *)dlsym(a.dl, "app_test_forks"), 33);
+    ck_assert_int_eq(app_init(&a, &cy), 0);
+    ck_assert_int_eq(*(int *)dlsym(a.dl, "app_test_init_saw"), 1);
+    app_fini(&a);
+    app_close(&a);
+}
+END_TEST
+
+/* A version-1 descriptor loads, and nothing past its end is read. */
+START_TEST(test_app_version_1_loads)
+{
+    struct app a;
+    char err[APP_ERR_MAX] = "";
+
+    ck_assert_msg(app_open(&a, app_test_so("v1"), 1, err) == 0, "%s", err);
+    ck_assert_uint_eq(a.desc->api_version, 1);
+    ck_assert_int_eq(app_has_preload(&a), 0);
+    ck_assert_int_eq(app_preload(&a, &app_test_no_opts), 0);
+    app_atfork(&a, FORKD_FORK_PREPARE); /* no hook: nothing happens */
+    ck_assert_int_eq(app_init(&a, &app_test_no_opts), 0);
+    app_fini(&a);
+    app_close(&a);
 }
 END_TEST
 
@@ -327,6 +410,8 @@ app_suite(void)
     tcase_add_test(tc, test_app_init_options);
     tcase_add_test(tc, test_app_init_no_options);
     tcase_add_test(tc, test_app_option_lookup);
+    tcase_add_test(tc, test_app_preload_hooks);
+    tcase_add_test(tc, test_app_version_1_loads);
     suite_add_tcase(s, tc);
     return s;
 }
