@@ -534,11 +534,13 @@ master_on_tmpl_exit(struct master *m, pid_t pid, int status)
         log_warn("template (pid %d) exited with status %d", (int)pid,
                  WEXITSTATUS(status));
     g->tmpl.mode = TMPL_ASK;
-    if (mode == TMPL_ASK && m->prev != NULL)
+    if (mode == TMPL_USE) /* its workers serve on; the next needs a new one */
+        log_notice("a new template starts when a worker is next needed");
+    else if (m->prev != NULL)
         master_abort_reload(m);
     else
         master_on_boot_failure(m, "the template",
-                               mode == TMPL_ASK && WIFEXITED(status) &&
+                               WIFEXITED(status) &&
                                    WEXITSTATUS(status) == WORKER_EXIT_BOOT);
     return 1;
 }
