@@ -8,6 +8,7 @@
 
 #include "arena.h"
 #include "cfg.h"
+#include "environ.h"
 #include "log.h"
 #include "req.h"
 
@@ -167,9 +168,11 @@ forkd_log(struct forkd_req *req, enum forkd_level level, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    /* The request id ties the line to the access log's (json) and to the
+     * proxy's logs. */
     if (req)
-        log_msg(level, "app: %s %s: %s", req->head.method, req->head.target,
-                msg);
+        log_msg(level, "app: %s %s: %s, request_id: %s", req->head.method,
+                req->head.target, msg, environ_request_id(req, 1));
     else
         log_msg(level, "app: %s", msg);
 }

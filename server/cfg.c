@@ -27,7 +27,8 @@ enum cfg_type {
     CFG_BIND,
     CFG_BOOL,
     CFG_OCTAL,
-    CFG_STR
+    CFG_STR,
+    CFG_ENUM /* one of a list of names (cfg_enums) */
 };
 
 /* One row per [server] key: how to parse it, its bounds and default.
@@ -40,6 +41,12 @@ struct cfg_key {
     const char *def; /* NULL: no default (bind: added by cfg_check) */
     size_t off;
 };
+
+/* CFG_ENUM keys: the values, NULL-terminated, at the index in their row's
+ * min; the value stored is an unsigned, the index of the name given. */
+static const char *const cfg_access_formats[] = {"forkd", "combined", "json",
+                                                 NULL};
+static const char *const *const cfg_enums[] = {cfg_access_formats};
 
 #define CFG_OFF(f) offsetof(struct cfg, f)
 
@@ -67,6 +74,7 @@ static const struct cfg_key cfg_keys[] = {
      CFG_OFF(limit_request_body)},
     {"error_log", CFG_LOGPATH, 0, 0, "", CFG_OFF(error_log)},
     {"access_log", CFG_LOGPATH, 0, 0, "", CFG_OFF(access_log)},
+    {"access_log_format", CFG_ENUM, 0, 0, "forkd", CFG_OFF(access_log_format)},
     {"log_level", CFG_LEVEL, 0, 0, "info", CFG_OFF(log_level)},
     {"daemon", CFG_BOOL, 0, 1, "no", CFG_OFF(daemon)},
     {"pidfile", CFG_PATH, 0, 0, "", CFG_OFF(pidfile)},
@@ -268,6 +276,26 @@ cfg_set_octal(struct cfg *c, const struct cfg_key *k, const char *value,
     return 0;
 }
 
+static int
+cfg_set_enum(struct cfg *c, const struct cfg_key *k, const char *value,
+             char err[CFG_ERR_MAX])
+{
+    const char *const *names = cfg_enums[k->min];
+    char known[256];
+    size_t len = 0;
+
+    for (unsigned i = 0; names[i] != NULL; i++) {
+        if (strcmp(value, names[i]) == 0) {
+            *(unsigned *)(void *)((char *)c + k->off) = i;
+            return 0;
+        }
+        len += (size_t)snprintf(known + len, sizeof(known) - len, "%s%s",
+                                i ? ", " : "", names[i]);
+    }
+    cfg_errf(err, "%s: expected one of %s, got \"%s\"", k->name, known, value);
+    return -1;
+}
+
 /* Set key k from value; dir resolves relative paths (NULL: cwd). */
 static int
 cfg_set_key(struct cfg *c, const struct cfg_key *k, const char *value,
@@ -296,6 +324,8 @@ cfg_set_key(struct cfg *c, const struct cfg_key *k, const char *value,
         return cfg_set_bool(c, k, value, err);
     case CFG_OCTAL:
         return cfg_set_octal(c, k, value, err);
+    case CFG_ENUM:
+        return cfg_set_enum(c, k, value, err);
     case CFG_LEVEL:
         if ((level = log_level_parse(value)) < 0) {
             cfg_errf(err,

@@ -32,9 +32,10 @@ struct cfg {
     size_t limit_request_fields;
     size_t limit_request_field_size;
     size_t limit_request_head;
-    size_t limit_request_body; /* 0: unlimited */
-    char *error_log;           /* owned; NULL: stderr */
-    char *access_log;          /* owned; NULL: none */
+    size_t limit_request_body;  /* 0: unlimited */
+    char *error_log;            /* owned; NULL: stderr */
+    char *access_log;           /* owned; NULL: none */
+    unsigned access_log_format; /* enum access_format */
     enum forkd_level log_level;
     int daemon;         /* detach after start-up */
     char *pidfile;      /* owned; "": none */

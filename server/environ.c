@@ -1,5 +1,6 @@
 #include "environ.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -176,13 +177,60 @@ environ_scheme(struct forkd_req *req)
     return "http";
 }
 
+/* An X-Request-Id worth keeping: 1 to 64 of [A-Za-z0-9._:-]. */
+static int
+environ_id_ok(const char *id)
+{
+    size_t n = strspn(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                          "0123456789._:-");
+
+    return n > 0 && n <= 64 && id[n] == '\0';
+}
+
+/* splitmix64: a fast, well-spread sequence from a random start. */
+static uint64_t
+environ_next_id(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+const char *
+environ_request_id(struct forkd_req *req, int from_header)
+{
+    const char *in;
+
+    if (req->request_id[0] != '\0')
+        return req->request_id;
+    /* A trusted proxy's (nginx: proxy_set_header X-Request-Id
+     * $request_id) is the one its own log has. */
+    if (from_header && req->conn->trusted &&
+        (in = environ_header(req, "X_REQUEST_ID")) != NULL &&
+        environ_id_ok(in)) {
+        snprintf(req->request_id, sizeof(req->request_id), "%s", in);
+    } else {
+        /* 128 random bits in 32 hex digits, as nginx's $request_id. */
+        static const char hex[] = "0123456789abcdef";
+        for (int k = 0; k < 2; k++) {
+            uint64_t v = environ_next_id(&req->id_state);
+            for (int j = 0; j < 16; j++, v >>= 4)
+                req->request_id[16 * k + j] = hex[v & 15];
+        }
+        req->request_id[32] = '\0';
+    }
+    return req->request_id;
+}
+
 static const char *const environ_names[] = {
     "REQUEST_METHOD",   "SCRIPT_NAME",      "PATH_INFO",
     "QUERY_STRING",     "REQUEST_URI",      "SERVER_PROTOCOL",
     "CONTENT_TYPE",     "CONTENT_LENGTH",   "SERVER_NAME",
     "SERVER_PORT",      "REMOTE_ADDR",      "REMOTE_PORT",
     "wsgi.url_scheme",  "wsgi.multithread", "wsgi.multiprocess",
-    "forkd.worker_pid",
+    "forkd.worker_pid", "forkd.request_id",
 };
 
 #define ENVIRON_N_FIXED (sizeof(environ_names) / sizeof(environ_names[0]))
@@ -223,8 +271,10 @@ environ_fixed(struct forkd_req *req, size_t i)
         return req->multithread ? "true" : "false";
     case 14:
         return req->multiprocess ? "true" : "false";
-    default:
+    case 15:
         return req->worker_pid;
+    default:
+        return environ_request_id(req, 1);
     }
 }
 

@@ -19,4 +19,8 @@ char *environ_decode_path(struct arena *a, const char *path, size_t len,
  * status to answer with. */
 int environ_setup(struct forkd_req *req);
 
+/* forkd.request_id: a trusted proxy's X-Request-Id when from_header and it
+ * sent a sane one, else 32 random hex digits; made once per request. */
+const char *environ_request_id(struct forkd_req *req, int from_header);
+
 #endif

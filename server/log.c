@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -21,7 +22,22 @@ static struct {
     enum forkd_level level;
     char *error_path;
     char *access_path;
+    int journal; /* stderr is the journal's stream: lines carry <N> */
 } log_state = {.error_fd = 2, .access_fd = -1, .level = FORKD_LOG_INFO};
+
+/* Whether standard error is the stream systemd's journal gave this
+ * service: JOURNAL_STREAM names its device and inode (sd-daemon(3)). */
+static int
+log_stderr_is_journal(void)
+{
+    const char *js = getenv("JOURNAL_STREAM");
+    unsigned long long dev, ino;
+    struct stat st;
+
+    return js != NULL && sscanf(js, "%llu:%llu", &dev, &ino) == 2 &&
+           fstat(2, &st) == 0 && (unsigned long long)st.st_dev == dev &&
+           (unsigned long long)st.st_ino == ino;
+}
 
 /* Access lines are buffered per thread: handler threads log without a
  * lock, and each flushes its own buffer (whole lines, O_APPEND). */
@@ -67,6 +83,7 @@ log_open(const char *error_path, const char *access_path,
         }
     }
     log_close();
+    log_state.journal = efd == 2 && log_stderr_is_journal();
     log_state.error_fd = efd;
     log_state.access_fd = afd;
     log_state.level = level;
@@ -195,15 +212,23 @@ log_vmsg(enum forkd_level level, const char *fmt, va_list ap)
     char line[LOG_LINE_MAX];
     struct timespec ts;
     struct tm tm;
+    /* syslog's priorities: err, warning, notice, info, debug. */
+    static const char prio[] = {'3', '4', '5', '6', '7'};
     int errno_saved = errno;
-    size_t len;
+    size_t len = 0;
     int n;
 
     if (!log_is_enabled(level))
         return;
     clock_gettime(CLOCK_REALTIME, &ts);
     gmtime_r(&ts.tv_sec, &tm);
-    len = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    if (log_state.journal && log_state.error_fd == 2) {
+        /* journalctl -p filters on this; the journal strips it. */
+        line[len++] = '<';
+        line[len++] = prio[(unsigned)level < sizeof(prio) ? level : 4];
+        line[len++] = '>';
+    }
+    len += strftime(line + len, sizeof(line) - len, "%Y-%m-%dT%H:%M:%SZ", &tm);
     n = snprintf(line + len, sizeof(line) - len,
                  " forkd[%d] %s: ", (int)getpid(), log_level_name(level));
     len += (size_t)n;

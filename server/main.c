@@ -18,6 +18,7 @@
 #include "listen.h"
 #include "log.h"
 #include "master.h"
+#include "title.h"
 
 #define FORKD_VERSION "0.1.0"
 
@@ -471,6 +472,7 @@ main(int argc, char **argv)
     size_t n_ls = 0;
     int status = 1, keep = 0;
 
+    argv = title_init(argc, argv);
     if (main_parse(argc, argv, &args) != 0)
         goto out_args;
     if (main_configure(&c, err, &args) < 0) {

@@ -19,6 +19,7 @@
 #include "listen.h"
 #include "log.h"
 #include "scoreboard.h"
+#include "title.h"
 #include "tmpl.h"
 #include "worker.h"
 
@@ -196,7 +197,7 @@ master_child(struct master *m, unsigned i, int chan[2])
 {
     master_close_own(m);
     close(chan[0]);
-    worker_run(&m->cur->env, (int)i, chan[1], NULL);
+    worker_run(&m->cur->env, (int)i, chan[1], NULL, 0);
 }
 
 /* Slot i for a new worker of the current generation, with its log
@@ -472,8 +473,13 @@ master_on_tmpl_msg(struct master *m, struct master_gen *g,
         g->tmpl.mode = TMPL_FORK; /* it exits; the master forks workers */
     } else if (msg->what == TMPL_SPAWNED &&
                master_tmpl_pid_ok(m, g, i, msg->pid)) {
+        static const int none[2] = {-1, -1};
         m->pid[i] = msg->pid;
         m->sb[i].pid = msg->pid;
+        /* The worker waits for this word before it serves (worker_run). */
+        if (handoff_send_fds(m->chan[i], none, 2) < 0)
+            log_warn("worker %u (pid %d): cannot tell it to start: %s", i,
+                     (int)msg->pid, strerror(errno));
         log_info("worker %u started (pid %d) from the template", i,
                  (int)msg->pid);
         if (m->stopping)
@@ -490,6 +496,8 @@ master_on_tmpl_msg(struct master *m, struct master_gen *g,
                   "to the master (%u for worker %u, pid %d): stopping it",
                   (int)g->tmpl.pid, msg->what, i, (int)msg->pid);
         tmpl_stop(&g->tmpl);
+        /* The next one will likely do the same: not at once, nor for ever. */
+        master_on_boot_failure(m, "the template", 0);
     }
 }
 
@@ -664,7 +672,7 @@ master_reload(struct master *m)
     g->env = m->cur->env;
     g->env.cfg = &g->cfg;
     g->env.app = &g->app;
-    g->id = ++m->next_gen;
+    g->id = g->env.gen = ++m->next_gen;
     m->prev = m->cur;
     m->cur = g;
     m->target = g->cfg.workers;
@@ -941,7 +949,7 @@ master_init(struct master *m, struct cfg *cfg, struct app *app,
     m->cur->app = *app;
     m->cur->tmpl =
         (struct tmpl){info->has_preload ? TMPL_ASK : TMPL_FORK, 0, -1};
-    m->cur->id = m->next_gen = 1;
+    m->cur->id = m->next_gen = m->cur->env.gen = 1;
     m->hooks = h;
     m->sb = m->board.slots;
     m->cur->env.cfg = &m->cur->cfg;
@@ -982,6 +990,7 @@ master_check_child(const struct cfg *cfg, int run_init, int fd)
     struct app app;
     const char *user = daemon_worker_user(cfg->user); /* while root */
 
+    title_set("check %s", cfg->app_path);
     if (daemon_creds(user, cfg->group, &creds, err) < 0 ||
         ((creds.uid != (uid_t)-1 || creds.gid != (gid_t)-1) &&
          daemon_drop(&creds, err) < 0)) {
@@ -1093,6 +1102,7 @@ master_run(struct cfg *cfg, struct app *app, const struct master_app_info *info,
         free(m);
         return 1;
     }
+    title_set("master %s", title_args());
     for (size_t i = 0; i < n_ls; i++)
         log_notice("listening on %s", ls[i].name);
     master_log_user(&m->cur->cfg);

@@ -31,6 +31,8 @@ struct forkd_req {
     int multiprocess;    /* more than one worker */
     int multithread;     /* more than one handler thread per worker */
     char worker_pid[16]; /* forkd.worker_pid, set once per worker */
+    char request_id[68]; /* forkd.request_id, "" until asked for */
+    uint64_t id_state;   /* of the generator of request ids (random) */
     uint64_t start_us;   /* wall clock at head complete, for the log */
     uint64_t start_mono_us;
 };

@@ -14,6 +14,7 @@
 #include "cfg.h"
 #include "handoff.h"
 #include "log.h"
+#include "title.h"
 #include "worker.h"
 
 /* The template's signals: TERM, INT and QUIT end it (the master sends TERM
@@ -41,14 +42,14 @@ static void
 tmpl_middle(const struct worker_env *env, struct app *app, int sock,
             unsigned slot, int fds[3], int report)
 {
-    pid_t pid = fork();
+    pid_t me = getpid(), pid = fork();
 
     if (pid == 0) {
         close(report);
         close(sock);
         log_adopt(fds[1], fds[2]); /* the logs as the master has them now */
         app_atfork(app, FORKD_FORK_CHILD);
-        worker_run(env, (int)slot, fds[0], app);
+        worker_run(env, (int)slot, fds[0], app, me);
     }
     int32_t v = pid < 0 ? -errno : (int32_t)pid;
     (void)write(report, &v, sizeof(v));
@@ -134,6 +135,7 @@ tmpl_main(const struct worker_env *env, int sock)
     int rc;
 
     tmpl_signals();
+    title_set("template (gen %u)", env->gen);
     /* Import-time code is the application's: never as root. */
     if (worker_drop(env, err) < 0) {
         log_error("template: %s", err);

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/sockios.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -13,6 +14,7 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
@@ -29,6 +31,7 @@
 #include "pool.h"
 #include "req.h"
 #include "scoreboard.h"
+#include "title.h"
 
 #define WORKER_EVENTS 64
 #define WORKER_BODY_SPACE 16384 /* buffer room after a full head */
@@ -296,7 +299,11 @@ worker_access(struct worker_thread *t, struct conn *c,
         .start_us = start_us,
         .dur_us = dur_us,
         .pid = t->w->pid,
-        .tid = t->tid};
+        .tid = t->tid,
+        .format = t->w->cfg->access_log_format};
+
+    if (e.format == ACCESS_JSON)
+        e.request_id = environ_request_id(&t->req, full);
 
     access_log(&e);
     if (t->log_since_ms == 0)
@@ -340,6 +347,7 @@ worker_request_init(struct worker_thread *t, struct conn *c)
     req->body_status = 0;
     req->env = NULL;
     req->n_env = 0;
+    req->request_id[0] = '\0';
 }
 
 /* The handler's part of a request, without the worker's lock. */
@@ -1096,6 +1104,10 @@ worker_thread_init(struct worker *w, struct worker_thread *t, unsigned i,
     t->req.multiprocess = cfg->workers > 1;
     t->req.multithread = w->n_threads > 1;
     snprintf(t->req.worker_pid, sizeof(t->req.worker_pid), "%d", w->pid);
+    /* Here, after the fork: every worker and thread its own sequence. */
+    if (getrandom(&t->req.id_state, sizeof(t->req.id_state), 0) !=
+        (ssize_t)sizeof(t->req.id_state))
+        t->req.id_state = sb_now_ms() ^ ((uint64_t)w->pid << 32) ^ i;
     t->req.headers = calloc(cfg->limit_request_fields, sizeof(*t->req.headers));
     t->req.body_buf = malloc(RESPONSE_BODY_BUF);
     if (!t->req.headers || !t->req.body_buf)
@@ -1269,17 +1281,28 @@ worker_drop(const struct worker_env *env, char err[DAEMON_ERR_MAX])
 
 /* A worker forked by the template becomes the master's child when the
  * template's middle process exits, a moment after the fork: wait for
- * that, then die with the master as any worker does.  0, or -1 when the
- * parent is not the master. */
+ * that, then die with the master as any worker does; then wait for the
+ * master's word that it took this pid as its worker (the template could
+ * die before it told the master: such a worker must not serve unknown to
+ * it).  0, or -1 when that does not happen. */
 static int
-worker_adopted(const struct worker_env *env, int preloaded)
+worker_adopted(const struct worker_env *env, pid_t middle, int log_chan)
 {
-    for (int i = 0; preloaded && getppid() != env->master && i < 5000; i++)
+    struct pollfd p = {.fd = log_chan, .events = POLLIN};
+    int fds[2];
+
+    for (int i = 0; middle > 0 && getppid() == middle && i < 5000; i++)
         usleep(1000);
     /* Set only now: the change of parent would have fired it. */
     if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != env->master)
         return -1;
-    return 0;
+    if (middle <= 0)
+        return 0;
+    while (poll(&p, 1, WORKER_ADOPT_MS) < 0)
+        if (errno != EINTR)
+            return -1;
+    /* The word is a message without files on the log channel. */
+    return handoff_recv_fds(log_chan, fds, 2) == 0 ? 0 : -1;
 }
 
 /* The handler, loaded here as the workers' user (the master only checked
@@ -1310,7 +1333,7 @@ worker_load(struct worker *w, const struct worker_env *env, struct app *app,
 
 void
 worker_run(const struct worker_env *env, int index, int log_chan,
-           struct app *preloaded)
+           struct app *preloaded, pid_t middle)
 {
     struct worker w = {.cfg = env->cfg,
                        .ls = env->ls,
@@ -1327,9 +1350,10 @@ worker_run(const struct worker_env *env, int index, int log_chan,
     struct app app;
 
     worker_signals();
+    title_set("worker %d (gen %u)", index, env->gen);
     /* A worker never outlives its master (killed with SIGKILL, say): it
      * would keep serving a listen queue nobody manages. */
-    if (worker_adopted(env, preloaded != NULL) < 0)
+    if (worker_adopted(env, middle, log_chan) < 0)
         _exit(WORKER_EXIT_BOOT);
     w.slot->pid = getpid();
     w.slot->state = SB_BOOTING;

@@ -120,6 +120,8 @@ class PreloadTest(unittest.TestCase):
                                  {x[1] for x in inits})
             self.assertTrue(s.wait_log(r"info: template \(pid %d\): .* "
                                        r"preloaded" % tpid))
+            self.assertEqual(read_text("/proc/%d/cmdline" % tpid).rstrip(
+                "\0"), "forkd: template (gen 1)")
 
     def test_dead_worker_forked_again_without_preload(self):
         s, so, log = self.server(allow=[r"warn: worker \d+ \(pid \d+\) "

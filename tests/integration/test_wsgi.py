@@ -224,13 +224,17 @@ class ConformanceTest(WsgiCase):
             self.assertValidatorQuiet(s)
 
     def test_errors_stream(self):
+        """wsgi.errors: one error-log line per line written, with the
+        request's method, path and id (a trusted proxy's X-Request-Id)."""
         with wsgi(CONFORMANCE + ":application",
                   allow=[r"wsgi-errors-marker"]) as s:
-            self.assertEqual(get(s.port, "/errors").status, 200)
+            r = http(s.port, "GET", "/errors",
+                     headers={"X-Request-Id": "req-42"})
+            self.assertEqual(r.status, 200)
             for text in ("one", "two", "partial"):
                 self.assertIsNotNone(s.wait_log(
-                    r"error: app: GET /errors: wsgi-errors-marker %s$" %
-                    text), s.log_text())
+                    r"error: app: GET /errors: wsgi-errors-marker %s, "
+                    r"request_id: req-42$" % text), s.log_text())
 
 
 class InputTest(WsgiCase):
@@ -411,7 +415,7 @@ class MistakeTest(WsgiCase):
                 r"error: app: GET /raise: wsgi: Traceback \(most recent"))
             self.assertIsNotNone(s.wait_log(
                 r"error: app: GET /raise: wsgi: the app raised: "
-                r"RuntimeError: boom in the app$"))
+                r"RuntimeError: boom in the app, request_id: [0-9a-f]{32}$"))
             self.assertIsNotNone(s.wait_log(
                 r"app: GET /raise: wsgi: .*mistakes.py\", line \d+"))
             data, closed = raw_closed(
@@ -421,7 +425,8 @@ class MistakeTest(WsgiCase):
             self.assertFalse(data.endswith(b"0\r\n\r\n"), data)
             self.assertIsNotNone(s.wait_log(
                 r"GET /raise-late: wsgi: the app's iterable raised: "
-                r"RuntimeError: boom after the body began$"))
+                r"RuntimeError: boom after the body began, request_id: "
+                r"[0-9a-f]{32}$"))
             r = get(s.port, "/close-raises")
             self.assertIsNotNone(s.wait_log(
                 r"GET /close-raises: wsgi: close\(\) of the app's iterable "

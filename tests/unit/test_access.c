@@ -241,6 +241,77 @@ START_TEST(test_access_escapes)
 }
 END_TEST
 
+/* access_log_format = combined: the combined log format and nothing
+ * after it. */
+START_TEST(test_access_format_combined)
+{
+    struct access_test t;
+    struct access_entry e = {
+        .remote_addr = "192.0.2.7",
+        .user_agent = "curl/8.5.0",
+        .status = 200,
+        .body_bytes = 14,
+        .start_us = ACCESS_TEST_START,
+        .dur_us = 789,
+        .pid = 4242,
+        .tid = 3,
+        .format = ACCESS_COMBINED,
+    };
+
+    access_test_open(&t, "fmt-combined");
+    access_test_head(&t, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    e.head = &t.head;
+    access_log(&e);
+    access_test_expect(&t, "192.0.2.7 - - [14/Nov/2023:22:13:20 +0000] "
+                           "\"GET / HTTP/1.1\" 200 14 \"-\" "
+                           "\"curl/8.5.0\"\n");
+    access_test_done(&t);
+}
+END_TEST
+
+/* access_log_format = json: one object per line, every key, null for
+ * what is missing, peer bytes as \u00XX so that the line is valid JSON. */
+START_TEST(test_access_format_json)
+{
+    struct access_test t;
+    struct access_entry e = {
+        .remote_addr = "::1",
+        .user_agent = "caf\xe9 \"q\" \\ \x01",
+        .status = 201,
+        .body_bytes = 7,
+        .start_us = ACCESS_TEST_START,
+        .dur_us = 55,
+        .pid = 12,
+        .tid = 13,
+        .format = ACCESS_JSON,
+        .request_id = "abc-1",
+    };
+
+    access_test_open(&t, "fmt-json");
+    access_test_head(&t, "POST /p%20q?a=1&b HTTP/1.0\r\n\r\n");
+    e.head = &t.head;
+    access_log(&e);
+    e.head = NULL;
+    e.user_agent = NULL;
+    e.request_id = NULL;
+    e.status = 400;
+    access_log(&e);
+    access_test_expect(
+        &t, "{\"time\":\"2023-11-14T22:13:20.123456Z\",\"remote\":\"::1\","
+            "\"method\":\"POST\",\"path\":\"/p%20q\",\"query\":\"a=1&b\","
+            "\"protocol\":\"HTTP/1.0\",\"status\":201,\"bytes\":7,"
+            "\"duration_us\":55,\"pid\":12,\"tid\":13,"
+            "\"user_agent\":\"caf\\u00e9 \\\"q\\\" \\\\ \\u0001\","
+            "\"referer\":null,\"request_id\":\"abc-1\"}\n"
+            "{\"time\":\"2023-11-14T22:13:20.123456Z\",\"remote\":\"::1\","
+            "\"method\":null,\"path\":null,\"query\":null,"
+            "\"protocol\":null,\"status\":400,\"bytes\":7,"
+            "\"duration_us\":55,\"pid\":12,\"tid\":13,"
+            "\"user_agent\":null,\"referer\":null,\"request_id\":null}\n");
+    access_test_done(&t);
+}
+END_TEST
+
 /* A long user agent is cut, never the line: still one line with every
  * field after it. */
 START_TEST(test_access_long_fields)
@@ -341,6 +412,8 @@ access_suite(void)
     tcase_add_test(tc, test_access_start_usec_padded);
     tcase_add_test(tc, test_access_missing_fields);
     tcase_add_test(tc, test_access_escapes);
+    tcase_add_test(tc, test_access_format_combined);
+    tcase_add_test(tc, test_access_format_json);
     tcase_add_test(tc, test_access_long_fields);
     tcase_add_test(tc, test_access_buffered);
     tcase_add_test(tc, test_access_no_log);

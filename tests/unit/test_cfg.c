@@ -162,7 +162,7 @@ START_TEST(test_cfg_load_every_key)
                                "error_log = /var/log/forkd/error.log\n"
                                "access_log = -\n"
                                "log_level = debug\n"
-                               "\n"
+                               "access_log_format = json\n"
                                "[app]\n"
                                "path = /opt/forkd/app.so\n"
                                "greeting = hello\n";
@@ -192,6 +192,7 @@ START_TEST(test_cfg_load_every_key)
     ck_assert_str_eq(c.error_log, "/var/log/forkd/error.log");
     ck_assert_str_eq(c.access_log, "-");
     ck_assert_int_eq(c.log_level, FORKD_LOG_DEBUG);
+    ck_assert_uint_eq(c.access_log_format, 2); /* json */
     ck_assert_str_eq(c.app_path, "/opt/forkd/app.so");
     ck_assert_int_eq(c.app_line, 25);
     ck_assert_uint_eq(c.n_opts, 1);
@@ -377,6 +378,14 @@ START_TEST(test_cfg_load_threads_bounds)
 {
     cfg_test_bad_value("threads", "1025");
     cfg_test_bad_value("threads", "0");
+}
+END_TEST
+
+START_TEST(test_cfg_load_bad_access_log_format)
+{
+    cfg_test_bad_value("access_log_format", "xml");
+    cfg_test_bad_value("access_log_format", "");
+    cfg_test_bad_value("access_log_format", "JSON");
 }
 END_TEST
 
@@ -877,6 +886,7 @@ cfg_suite(void)
     tcase_add_test(tc, test_cfg_load_trims_spaces);
     tcase_add_test(tc, test_cfg_load_threads_bounds);
     tcase_add_test(tc, test_cfg_load_bad_log_level);
+    tcase_add_test(tc, test_cfg_load_bad_access_log_format);
     tcase_add_test(tc, test_cfg_load_log_levels);
     tcase_add_test(tc, test_cfg_load_bad_limits);
     tcase_add_test(tc, test_cfg_load_bad_bind);
