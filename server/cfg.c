@@ -1,8 +1,10 @@
 #include "cfg.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <ini.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -28,7 +30,8 @@ enum cfg_type {
     CFG_BOOL,
     CFG_OCTAL,
     CFG_STR,
-    CFG_ENUM /* one of a list of names (cfg_enums) */
+    CFG_ENUM, /* one of a list of names (cfg_enums) */
+    CFG_STATS /* "", unix:PATH or a loopback HOST:PORT */
 };
 
 /* One row per [server] key: how to parse it, its bounds and default.
@@ -90,6 +93,7 @@ static const struct cfg_key cfg_keys[] = {
      CFG_OFF(max_requests_jitter)},
     {"forwarded_allow_ips", CFG_STR, 0, 0, "127.0.0.1,::1,unix",
      CFG_OFF(forwarded_allow_ips)},
+    {"stats", CFG_STATS, 0, 0, "", CFG_OFF(stats)},
 };
 
 #define CFG_N_KEYS (sizeof(cfg_keys) / sizeof(cfg_keys[0]))
@@ -187,6 +191,33 @@ cfg_bind_value(const char *dir, const char *value)
         out = NULL;
     free(path);
     return out;
+}
+
+/* stats = ADDR: off (""), a unix socket, or a loopback address only: the
+ * numbers are the operator's, not the internet's. */
+static int
+cfg_set_stats(char **field, const char *value, const char *dir,
+              char err[CFG_ERR_MAX])
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+
+    if (value[0] != '\0' && strncmp(value, "unix:", 5) != 0) {
+        int ok = listen_parse(value, &ss, &len) == 0;
+        if (ok && ss.ss_family == AF_INET)
+            ok = (ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr) >> 24) ==
+                 127;
+        else if (ok)
+            ok = IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)&ss)->sin6_addr);
+        if (!ok) {
+            cfg_errf(err,
+                     "stats: \"%s\": want unix:PATH or a loopback "
+                     "HOST:PORT (127.0.0.1:9100, [::1]:9100)",
+                     value);
+            return -1;
+        }
+    }
+    return cfg_set_string(field, cfg_bind_value(dir, value), err, "stats");
 }
 
 static int
@@ -326,6 +357,8 @@ cfg_set_key(struct cfg *c, const struct cfg_key *k, const char *value,
         return cfg_set_octal(c, k, value, err);
     case CFG_ENUM:
         return cfg_set_enum(c, k, value, err);
+    case CFG_STATS:
+        return cfg_set_stats(str, value, dir, err);
     case CFG_LEVEL:
         if ((level = log_level_parse(value)) < 0) {
             cfg_errf(err,
@@ -383,6 +416,7 @@ cfg_fini(struct cfg *c)
     free(c->chdir);
     free(c->socket_owner);
     free(c->forwarded_allow_ips);
+    free(c->stats);
     for (size_t i = 0; i < c->n_opts; i++) {
         free((char *)c->opts[i].key);
         free((char *)c->opts[i].value);

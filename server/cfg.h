@@ -48,6 +48,7 @@ struct cfg {
     unsigned max_requests; /* per worker before it is recycled; 0: off */
     unsigned max_requests_jitter;
     char *forwarded_allow_ips; /* owned; peers trusted for X-Forwarded-* */
+    char *stats; /* owned; the stats endpoint's address, "": off */
 
     char *app_path;            /* owned, resolved against dir */
     int app_line;              /* line of [app] path, 0 if not from the file */

@@ -18,6 +18,7 @@
 #include "listen.h"
 #include "log.h"
 #include "master.h"
+#include "status.h"
 #include "title.h"
 
 #define FORKD_VERSION "0.1.0"
@@ -43,7 +44,9 @@ main_usage(FILE *out)
             "handler, then exit\n"
             "  -v, --version       print the version\n"
             "  -h, --help          print this help\n"
-            "  APP.so              the handler (overrides [app] path)\n");
+            "  APP.so              the handler (overrides [app] path)\n"
+            "   or: forkd status [-c FILE] [--json] [--watch N]   (see "
+            "forkd(8), STATUS)\n");
 }
 
 struct main_args {
@@ -472,6 +475,8 @@ main(int argc, char **argv)
     size_t n_ls = 0;
     int status = 1, keep = 0;
 
+    if (argc > 1 && strcmp(argv[1], "status") == 0)
+        return status_main(argc - 1, argv + 1);
     argv = title_init(argc, argv);
     if (main_parse(argc, argv, &args) != 0)
         goto out_args;

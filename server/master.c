@@ -11,6 +11,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "app.h"
@@ -19,6 +20,7 @@
 #include "listen.h"
 #include "log.h"
 #include "scoreboard.h"
+#include "stats.h"
 #include "title.h"
 #include "tmpl.h"
 #include "worker.h"
@@ -66,6 +68,10 @@ struct master {
     pid_t successor;        /* the new master started by USR2 */
     int handed_over;        /* a successor took the sockets */
     int exit_status;
+    struct stats stats;           /* the stats endpoint, if stats is set */
+    struct stats_view view;       /* what it shows beyond the scoreboard */
+    uint64_t stats_retry_ms;      /* after an upgrade: bind again then */
+    struct stats_queue queue[64]; /* of each listener, sampled */
 };
 
 /* The self-pipe: signal handlers only write the signal number here. */
@@ -189,6 +195,7 @@ master_close_own(void *arg)
         close(m->cur->tmpl.fd);
     if (m->prev != NULL && m->prev->tmpl.fd >= 0)
         close(m->prev->tmpl.fd);
+    stats_close(&m->stats, 0); /* the master's alone */
 }
 
 /* In the child: keep only this worker's end of its log channel. */
@@ -405,10 +412,16 @@ master_on_boot_failure(struct master *m, const char *who, int boot)
              m->early_deaths, (unsigned long long)backoff);
 }
 
-/* Slot i is empty again. */
+/* Slot i is empty again: what its worker served stays counted. */
 static void
 master_slot_free(struct master *m, unsigned i)
 {
+    for (unsigned t = 0; m->pid[i] > 0 && t < m->board.n_threads; t++)
+        sb_add_counts(&m->view.dead, &sb_thread(&m->board, i, t)->counts);
+    if (m->pid[i] > 0) {
+        m->view.handoffs_given += m->sb[i].handoffs_given;
+        m->view.handoffs_taken += m->sb[i].handoffs_taken;
+    }
     sb_reset(&m->board, i);
     m->pid[i] = 0;
     if (m->chan[i] >= 0)
@@ -428,6 +441,12 @@ master_on_exit(struct master *m, unsigned i, pid_t pid, int status)
 
     master_log_exit(i, pid, status,
                     m->stopping || !current || (clean && !early));
+    if (!m->stopping)
+        m->view.restarts[m->timed_out[i]              ? STATS_TIMEOUT
+                         : WIFSIGNALED(status)        ? STATS_CRASH
+                         : !clean                     ? STATS_EXIT
+                         : m->gen_of[i] != m->cur->id ? STATS_RELOAD
+                                                      : STATS_RECYCLE]++;
     master_slot_free(m, i);
     if (m->stopping || !current)
         return;
@@ -890,21 +909,51 @@ master_check_ready(struct master *m)
     daemon_ready(1);
 }
 
+/* The stats endpoint's part of the loop: (re)open it, sample the listen
+ * queues for their peak, serve its clients. */
+static void
+master_stats(struct master *m)
+{
+    const char *addr = m->cur->cfg.stats;
+    uint64_t now = sb_now_ms();
+
+    if (addr[0] == '\0')
+        return;
+    if (m->stats.fd < 0 && now >= m->stats_retry_ms) {
+        /* After USR2 the old master may hold it a while yet. */
+        if (stats_open(&m->stats, addr) == 0)
+            log_notice("stats on %s", addr);
+        m->stats_retry_ms = now + 1000;
+    }
+    m->view.board = &m->board;
+    m->view.pid = m->pid;
+    m->view.n_slots = MASTER_MAX_WORKERS;
+    m->view.generation = m->cur->id;
+    m->view.target = m->target;
+    m->view.ls = m->cur->env.ls;
+    m->view.n_ls = m->cur->env.n_ls < 64 ? m->cur->env.n_ls : 64;
+    m->view.queue = m->queue;
+    stats_sample(&m->view);
+    stats_serve(&m->stats, &m->view, now);
+}
+
 static int
 master_wait_events(struct master *m)
 {
-    struct pollfd p[3] = {
+    struct pollfd p[3 + 1 + STATS_CLIENTS] = {
         {.fd = master_pipe[0], .events = POLLIN},
         {.fd = m->cur->tmpl.fd, .events = POLLIN},
         {.fd = m->prev ? m->prev->tmpl.fd : -1, .events = POLLIN}};
     unsigned char sigs[64];
     int timeout = m->ready && !m->prev ? 500 : 20;
+    size_t n_p = 3 + stats_pollfds(&m->stats, p + 3);
     ssize_t n;
 
-    if (poll(p, 3, timeout) < 0 && errno != EINTR)
+    if (poll(p, n_p, timeout) < 0 && errno != EINTR)
         return -1;
     master_tmpl_read(m, m->cur);
     master_tmpl_read(m, m->prev);
+    master_stats(m);
     while ((n = read(master_pipe[0], sigs, sizeof(sigs))) > 0)
         for (ssize_t i = 0; i < n; i++)
             master_on_signal_event(m, sigs[i]);
@@ -969,6 +1018,18 @@ master_init(struct master *m, struct cfg *cfg, struct app *app,
     m->target = cfg->workers;
     for (unsigned i = 0; i < MASTER_MAX_WORKERS; i++)
         m->chan[i] = -1;
+    m->view.start_s = (uint64_t)time(NULL);
+    stats_init(&m->stats);
+    /* Bound like the listeners, as root: a first start that cannot
+     * stops; an upgraded master binds it once the old one lets go. */
+    if (cfg->stats[0] && stats_open(&m->stats, cfg->stats) < 0 &&
+        h->handoff[0] < 0) {
+        log_error("stats = %s: cannot listen: %s", cfg->stats, strerror(errno));
+        errno = EINVAL;
+        return -1;
+    }
+    if (m->stats.fd >= 0)
+        log_notice("stats on %s", cfg->stats);
     return 0;
 }
 
@@ -1111,6 +1172,7 @@ master_run(struct cfg *cfg, struct app *app, const struct master_app_info *info,
     daemon_ready(0); /* no-op once ready was sent */
     status = m->exit_status;
     *keep_sockets = m->handed_over && m->successor > 0;
+    stats_close(&m->stats, !*keep_sockets);
     sb_close(&m->board);
     close(m->cur->env.handoff[0]);
     close(m->cur->env.handoff[1]);

@@ -53,11 +53,48 @@ sb_now_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+static const uint64_t sb_bounds[SB_HIST_N - 1] = {SB_HIST_BOUNDS};
+
+uint64_t
+sb_hist_bound(unsigned i)
+{
+    return i < SB_HIST_N - 1 ? sb_bounds[i] : 0;
+}
+
+void
+sb_count(struct sb_counts *c, int status, uint64_t bytes, uint64_t dur_us)
+{
+    unsigned b = 0;
+
+    /* A linear scan: the fast requests stop at once. */
+    while (b < SB_HIST_N - 1 && dur_us > sb_bounds[b])
+        b++;
+    c->hist[b]++;
+    c->dur_us += dur_us;
+    c->bytes += bytes;
+    if (status >= 100 && status < 600)
+        c->status[status / 100 - 1]++;
+    c->requests++;
+}
+
+void
+sb_add_counts(struct sb_counts *sum, const struct sb_counts *c)
+{
+    sum->requests += c->requests;
+    sum->bytes += c->bytes;
+    sum->dur_us += c->dur_us;
+    for (unsigned i = 0; i < 5; i++)
+        sum->status[i] += c->status[i];
+    for (unsigned i = 0; i < SB_HIST_N; i++)
+        sum->hist[i] += c->hist[i];
+}
+
 void
 sb_busy(struct sb_thread *t, const char *method, const char *target,
-        uint64_t now_ms)
+        const char *remote, uint64_t now_ms)
 {
     size_t m = strlen(method), room = sizeof(t->request) - 1;
+    size_t r = strnlen(remote, sizeof(t->remote) - 1);
 
     /* Not snprintf: this runs for every request. */
     if (m > room)
@@ -68,6 +105,8 @@ sb_busy(struct sb_thread *t, const char *method, const char *target,
     size_t k = strnlen(target, room - m);
     memcpy(t->request + m, target, k);
     t->request[m + k] = '\0';
+    memcpy(t->remote, remote, r);
+    t->remote[r] = '\0';
     t->req_start_ms = now_ms ? now_ms : 1;
 }
 

@@ -1,7 +1,10 @@
 /* scoreboard: shared memory with one slot per worker and one entry per
  * handler thread, written by the worker (state, heartbeat, the request each
- * thread runs and since when) and read by the master (boot, timeouts).
- * Plain stores of aligned words: no locks, no syscalls. */
+ * thread runs and since when, what it served: counters and a latency
+ * histogram) and read by the master (boot, timeouts, the stats endpoint).
+ * Each thread writes only its own entry, with plain stores of aligned
+ * words: no locks, no syscalls.  Readers tolerate a torn read and act on
+ * nothing they read here (DESIGN 8). */
 #ifndef FORKD_SCOREBOARD_H
 #define FORKD_SCOREBOARD_H
 
@@ -17,6 +20,14 @@ enum sb_state {
 };
 
 #define SB_REQUEST_MAX 96
+#define SB_REMOTE_MAX 48
+
+/* The latency histogram's upper bounds in microseconds, log-scaled from
+ * 100 us to 60 s; a last bucket holds the rest (+Inf). */
+#define SB_HIST_BOUNDS                                                         \
+    100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000,      \
+        500000, 1000000, 2500000, 5000000, 10000000, 30000000, 60000000
+#define SB_HIST_N 19 /* the bounds and +Inf */
 
 struct sb_slot {
     volatile pid_t pid;
@@ -24,11 +35,26 @@ struct sb_slot {
     volatile uint64_t heartbeat_ms; /* monotonic */
     uint64_t requests;              /* served; atomic adds */
     volatile unsigned n_threads;    /* handler threads, set at boot */
+    volatile unsigned gen;          /* the generation it runs, set at boot */
+    volatile uint64_t started_s;    /* wall clock at boot */
+    uint64_t handoffs_given;        /* connections passed to another */
+    uint64_t handoffs_taken;        /* and taken from one */
+};
+
+/* What one handler thread served; the master sums them. */
+struct sb_counts {
+    uint64_t requests;
+    uint64_t bytes;     /* response body bytes */
+    uint64_t status[5]; /* by class: 1xx .. 5xx */
+    uint64_t hist[SB_HIST_N];
+    uint64_t dur_us; /* the sum of the durations */
 };
 
 struct sb_thread {
     volatile uint64_t req_start_ms; /* monotonic; 0 when idle */
     char request[SB_REQUEST_MAX];   /* "GET /path", may be torn */
+    char remote[SB_REMOTE_MAX];     /* its client, may be torn */
+    struct sb_counts counts;
 };
 
 struct sb {
@@ -55,9 +81,19 @@ uint64_t sb_now_ms(void);
  * slot except: how many handed-off connections would be taken at once. */
 unsigned sb_idle_threads(const struct sb *sb, size_t except);
 
-/* Worker side: a thread starts a request ("METHOD TARGET") or ends it. */
+/* Worker side: a thread starts a request ("METHOD TARGET" from remote)
+ * or ends it. */
 void sb_busy(struct sb_thread *t, const char *method, const char *target,
-             uint64_t now_ms);
+             const char *remote, uint64_t now_ms);
 void sb_idle(struct sb_slot *s, struct sb_thread *t);
+
+/* Worker side: a response went out (status, body bytes, duration). */
+void sb_count(struct sb_counts *c, int status, uint64_t bytes, uint64_t dur_us);
+
+/* Reader side: add c to *sum. */
+void sb_add_counts(struct sb_counts *sum, const struct sb_counts *c);
+
+/* The upper bound of histogram bucket i in microseconds (0 for +Inf). */
+uint64_t sb_hist_bound(unsigned i);
 
 #endif

@@ -326,6 +326,7 @@ worker_refuse(struct worker_thread *t, struct conn *c, int status,
     t->refused = 1;
     log_info("%s %s: refused request with %d", c->remote_addr, c->remote_port,
              status);
+    sb_count(&t->sb->counts, status, strlen(response_reason(status)) + 1, 0);
     if (log_has_access())
         worker_access(t, c, h && h->protocol ? h : NULL, status,
                       strlen(response_reason(status)) + 1, start, 0);
@@ -365,15 +366,16 @@ worker_call(struct worker_thread *t, struct conn *c)
     if (keep && !req->head.body_done)
         keep = conn_drain_start(req) == 0;
     c->requests++;
-    if (log_has_access()) {
-        const struct response *r = &req->resp;
-        uint64_t body = r->status >= 400 && r->failed
-                            ? strlen(response_reason(r->status)) + 1
-                        : r->no_body ? 0
-                                     : r->body_count;
-        worker_access(t, c, &req->head, r->status, body, req->start_us,
-                      worker_clock_us(CLOCK_MONOTONIC) - req->start_mono_us);
-    }
+    const struct response *r = &req->resp;
+    uint64_t body = r->status >= 400 && r->failed
+                        ? strlen(response_reason(r->status)) + 1
+                    : r->no_body ? 0
+                                 : r->body_count;
+    uint64_t dur = worker_clock_us(CLOCK_MONOTONIC) - req->start_mono_us;
+    /* Plain stores to this thread's own entry (DESIGN: the scoreboard). */
+    sb_count(&t->sb->counts, r->status, body, dur);
+    if (log_has_access())
+        worker_access(t, c, &req->head, r->status, body, req->start_us, dur);
     return keep;
 }
 
@@ -399,12 +401,13 @@ worker_serve(struct worker_thread *t, struct conn *c, size_t head_len)
     }
     req->keep_alive = req->head.keep_alive && w->cfg->keepalive_s > 0 &&
                       !w->stopping && !worker_quit;
-    /* Both clocks serve the access log only: without one, no reads. */
-    if (log_has_access()) {
-        req->start_mono_us = worker_clock_us(CLOCK_MONOTONIC);
+    /* The vDSO's clocks: no system call.  The wall clock serves the
+     * access log only. */
+    req->start_mono_us = worker_clock_us(CLOCK_MONOTONIC);
+    if (log_has_access())
         req->start_us = worker_clock_us(CLOCK_REALTIME);
-    }
-    sb_busy(t->sb, req->head.method, req->head.target, w->now_ms);
+    sb_busy(t->sb, req->head.method, req->head.target, c->remote_addr,
+            w->now_ms);
     atomic_store_explicit(&t->busy_since_ms, w->now_ms ? w->now_ms : 1,
                           memory_order_release);
     pthread_mutex_unlock(&w->lock);
@@ -722,6 +725,7 @@ worker_take(struct worker_thread *t)
             log_warn("handoff: %s", strerror(errno));
         return;
     }
+    w->slot->handoffs_taken++; /* under the worker's lock */
     if ((c = worker_new_conn(w, fd)) == NULL)
         return;
     if (pool_buf_get(&w->pool, c) < 0 || meta.len > c->cap) {
@@ -764,6 +768,7 @@ worker_give(struct worker *w, struct conn *c)
     if (c->len <= RESPONSE_BODY_BUF &&
         handoff_send(w->handoff_tx, c->fd, &meta, c->buf) == 0) {
         worker_close(w, c);
+        w->slot->handoffs_given++; /* under the worker's lock */
         return 0;
     }
     log_debug("handoff of %s %s: %s", c->remote_addr, c->remote_port,
@@ -1370,6 +1375,8 @@ worker_run(const struct worker_env *env, int index, int log_chan,
     }
     w.slot->heartbeat_ms = sb_now_ms();
     w.slot->n_threads = w.n_threads;
+    w.slot->gen = env->gen;
+    w.slot->started_s = (uint64_t)time(NULL);
     w.slot->state = SB_IDLE;
     log_debug("worker %d ready (%u threads)", index, w.n_threads);
     worker_loop(&w.threads[0]);

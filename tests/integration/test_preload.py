@@ -157,10 +157,17 @@ class PreloadTest(unittest.TestCase):
             self.assertTrue(wait_for(lambda: len(
                 [x for x in hooks(log) if x[0] == "preload"]) == 2, 5),
                 read_text(log) + s.describe())
-            tags = set()
-            for _ in range(30):
-                tags.add(answer(s.port)["preload"])
-            self.assertEqual(len(tags), 2, "old and new template's workers")
+            new_tpl = [x for x in hooks(log) if x[0] == "preload"][1][1]
+            # The new template forked the new worker, which serves.
+            self.assertTrue(wait_for(lambda: [
+                x for x in hooks(log) if x[0] == "init-preloaded" and
+                x[1] not in (int(first["worker"]),)][-1:] and any(
+                    x[0] == "prepare" and x[1] == new_tpl
+                    for x in hooks(log)), 5), read_text(log))
+            worker = [x for x in hooks(log) if x[0] == "init-preloaded"][-1][1]
+            self.assertTrue(pid_alive(worker))
+            self.assertEqual(ppid(worker), s.pid)
+            self.assertFalse(pid_alive(int(first["worker"])))
 
     def test_hup_starts_new_template_with_new_file(self):
         s, so, log = self.server()

@@ -93,7 +93,7 @@ START_TEST(test_sb_reset_one_slot)
         sb.slots[i].heartbeat_ms = 5000 + i;
         sb.slots[i].requests = 10 + i;
         for (size_t t = 0; t < SB_TEST_THREADS; t++)
-            sb_busy(sb_thread(&sb, i, t), "GET", "/x", 7000 + i);
+            sb_busy(sb_thread(&sb, i, t), "GET", "/x", "192.0.2.1", 7000 + i);
     }
     sb_reset(&sb, 1);
     ck_assert(sb_test_is_zero(&sb.slots[1], sizeof(sb.slots[1])));
@@ -130,14 +130,48 @@ START_TEST(test_sb_busy_request)
 
     ck_assert_int_eq(sb_open(&sb, 1, 1), 0);
     t = sb_thread(&sb, 0, 0);
-    sb_busy(t, "POST", "/upload?name=a%20b", 12345);
+    sb_busy(t, "POST", "/upload?name=a%20b", "192.0.2.1", 12345);
     ck_assert_str_eq(t->request, "POST /upload?name=a%20b");
+    ck_assert_str_eq(t->remote, "192.0.2.1");
     ck_assert_uint_eq(t->req_start_ms, 12345);
     /* A shorter one overwrites it completely. */
-    sb_busy(t, "GET", "/", 12400);
+    sb_busy(t, "GET", "/", "192.0.2.1", 12400);
     ck_assert_str_eq(t->request, "GET /");
     ck_assert_uint_eq(t->req_start_ms, 12400);
     sb_close(&sb);
+}
+END_TEST
+
+/* sb_count: requests, bytes, the status class and the histogram bucket
+ * whose bound is the first at or above the duration; sb_add_counts sums. */
+START_TEST(test_sb_count_and_sum)
+{
+    struct sb_counts a = {0}, b = {0}, sum = {0};
+
+    sb_count(&a, 200, 14, 50);      /* <= 100 us: bucket 0 */
+    sb_count(&a, 200, 14, 100);     /* the bound itself: bucket 0 */
+    sb_count(&a, 404, 10, 101);     /* bucket 1 (<= 250 us) */
+    sb_count(&a, 503, 0, 60000000); /* <= 60 s: bucket 17 */
+    sb_count(&b, 101, 0, 60000001); /* beyond: +Inf */
+    sb_count(&b, 999, 0, 0);        /* no class, still a request */
+    ck_assert_uint_eq(a.requests, 4);
+    ck_assert_uint_eq(a.bytes, 38);
+    ck_assert_uint_eq(a.status[1], 2);
+    ck_assert_uint_eq(a.status[3], 1);
+    ck_assert_uint_eq(a.status[4], 1);
+    ck_assert_uint_eq(a.hist[0], 2);
+    ck_assert_uint_eq(a.hist[1], 1);
+    ck_assert_uint_eq(a.hist[17], 1);
+    ck_assert_uint_eq(a.dur_us, 60000251);
+    ck_assert_uint_eq(b.hist[SB_HIST_N - 1], 1);
+    ck_assert_uint_eq(b.status[0], 1);
+    sb_add_counts(&sum, &a);
+    sb_add_counts(&sum, &b);
+    ck_assert_uint_eq(sum.requests, 6);
+    ck_assert_uint_eq(sum.hist[0], 3);
+    ck_assert_uint_eq(sb_hist_bound(0), 100);
+    ck_assert_uint_eq(sb_hist_bound(SB_HIST_N - 2), 60000000);
+    ck_assert_uint_eq(sb_hist_bound(SB_HIST_N - 1), 0);
 }
 END_TEST
 
@@ -156,14 +190,14 @@ START_TEST(test_sb_busy_truncates)
     target[0] = '/';
     target[sizeof(target) - 1] = '\0';
     memset(t->request, 'Z', sizeof(t->request));
-    sb_busy(t, "GET", target, 1);
+    sb_busy(t, "GET", target, "192.0.2.1", 1);
     ck_assert_uint_eq(strnlen(t->request, SB_REQUEST_MAX), SB_REQUEST_MAX - 1);
     snprintf(want, sizeof(want), "GET %s", target);
     ck_assert_str_eq(t->request, want);
 
     /* Exactly SB_REQUEST_MAX - 1 bytes: all of it. */
     target[SB_REQUEST_MAX - 1 - 4] = '\0';
-    sb_busy(t, "GET", target, 1);
+    sb_busy(t, "GET", target, "192.0.2.1", 1);
     ck_assert_uint_eq(strlen(t->request), SB_REQUEST_MAX - 1);
     ck_assert_int_eq(t->request[SB_REQUEST_MAX - 2], 'a');
 
@@ -171,15 +205,15 @@ START_TEST(test_sb_busy_truncates)
     memset(method, 'M', sizeof(method) - 1);
     method[sizeof(method) - 1] = '\0';
     memset(t->request, 'Z', sizeof(t->request));
-    sb_busy(t, method, "/", 1);
+    sb_busy(t, method, "/", "192.0.2.1", 1);
     ck_assert_uint_eq(strnlen(t->request, SB_REQUEST_MAX), SB_REQUEST_MAX - 1);
     for (size_t i = 0; i < SB_REQUEST_MAX - 1; i++)
         ck_assert_int_eq(t->request[i], 'M');
     method[SB_REQUEST_MAX - 1] = '\0'; /* exactly the room */
-    sb_busy(t, method, "/", 1);
+    sb_busy(t, method, "/", "192.0.2.1", 1);
     ck_assert_uint_eq(strlen(t->request), SB_REQUEST_MAX - 1);
     method[SB_REQUEST_MAX - 2] = '\0'; /* room for the space only */
-    sb_busy(t, method, "/", 1);
+    sb_busy(t, method, "/", "192.0.2.1", 1);
     ck_assert_uint_eq(strlen(t->request), SB_REQUEST_MAX - 1);
     ck_assert_int_eq(t->request[SB_REQUEST_MAX - 2], ' ');
 
@@ -197,7 +231,7 @@ START_TEST(test_sb_busy_now_zero)
 
     ck_assert_int_eq(sb_open(&sb, 1, 1), 0);
     t = sb_thread(&sb, 0, 0);
-    sb_busy(t, "GET", "/", 0);
+    sb_busy(t, "GET", "/", "192.0.2.1", 0);
     ck_assert_uint_ne(t->req_start_ms, 0);
     sb_close(&sb);
 }
@@ -210,11 +244,11 @@ START_TEST(test_sb_idle)
 
     ck_assert_int_eq(sb_open(&sb, 2, 2), 0);
     t = sb_thread(&sb, 1, 1);
-    sb_busy(t, "GET", "/a", 50);
+    sb_busy(t, "GET", "/a", "192.0.2.1", 50);
     sb_idle(&sb.slots[1], t);
     ck_assert_uint_eq(t->req_start_ms, 0);
     ck_assert_uint_eq(sb.slots[1].requests, 1);
-    sb_busy(t, "GET", "/b", 60);
+    sb_busy(t, "GET", "/b", "192.0.2.1", 60);
     sb_idle(&sb.slots[1], t);
     ck_assert_uint_eq(sb.slots[1].requests, 2);
     ck_assert_uint_eq(sb.slots[0].requests, 0);
@@ -240,7 +274,7 @@ sb_test_count(void *arg)
 
     (void)pthread_barrier_wait(c->start); /* 0 or SERIAL_THREAD */
     for (int i = 0; i < SB_TEST_ROUNDS; i++) {
-        sb_busy(t, "GET", "/", (uint64_t)i);
+        sb_busy(t, "GET", "/", "192.0.2.1", (uint64_t)i);
         sb_idle(&c->sb->slots[0], t);
     }
     return NULL;
@@ -285,8 +319,8 @@ START_TEST(test_sb_shared_across_fork)
         s->pid = getpid();
         s->state = SB_IDLE;
         s->heartbeat_ms = 4242;
-        sb_busy(sb_thread(&sb, 2, 1), "DELETE", "/item/7", 777);
-        sb_busy(sb_thread(&sb, 2, 2), "GET", "/done", 778);
+        sb_busy(sb_thread(&sb, 2, 1), "DELETE", "/item/7", "192.0.2.1", 777);
+        sb_busy(sb_thread(&sb, 2, 2), "GET", "/done", "192.0.2.1", 778);
         sb_idle(s, sb_thread(&sb, 2, 2));
         _exit(0); /* no check or ASan teardown in the child */
     }
@@ -340,6 +374,7 @@ sb_suite(void)
     tcase_add_test(tc, test_sb_thread_indexing);
     tcase_add_test(tc, test_sb_reset_one_slot);
     tcase_add_test(tc, test_sb_busy_request);
+    tcase_add_test(tc, test_sb_count_and_sum);
     tcase_add_test(tc, test_sb_busy_truncates);
     tcase_add_test(tc, test_sb_busy_now_zero);
     tcase_add_test(tc, test_sb_idle);
