@@ -359,9 +359,12 @@ stats_metrics(struct stats_view *v, size_t *len)
     stats_workers(&b, v, &s);
     stats_queues(&b, v);
     stats_metric(&b, "handoffs_total", "counter",
-                 "Waiting connections passed from a busy worker to another.");
-    stats_printf(&b, "forkd_handoffs_total %llu\n",
+                 "Waiting connections passed from a busy worker to another: "
+                 "given, and taken by the other.");
+    stats_printf(&b, "forkd_handoffs_total{direction=\"given\"} %llu\n",
                  (unsigned long long)s.given);
+    stats_printf(&b, "forkd_handoffs_total{direction=\"taken\"} %llu\n",
+                 (unsigned long long)s.taken);
     stats_metric(&b, "generation", "gauge",
                  "1 at start, one more at each reload (HUP).");
     stats_printf(&b, "forkd_generation %u\n", v->generation);
@@ -405,14 +408,19 @@ stats_status_worker(struct stats_buf *b, const struct stats_view *v, size_t i,
 
     for (size_t t = 0; t < v->board->n_threads; t++)
         sb_add_counts(&c, &sb_thread(v->board, i, t)->counts);
-    stats_printf(b,
-                 "{\"slot\":%zu,\"pid\":%d,\"state\":\"%s\",\"generation\":%u,"
-                 "\"started\":%llu,\"requests\":%llu,\"bytes\":%llu,"
-                 "\"rss_kb\":%lu,\"threads\":[",
-                 i, (int)v->pid[i], states[st], slot->gen,
-                 (unsigned long long)slot->started_s,
-                 (unsigned long long)c.requests, (unsigned long long)c.bytes,
-                 stats_rss_kb(v->pid[i]));
+    stats_printf(
+        b,
+        "{\"slot\":%zu,\"pid\":%d,\"state\":\"%s\",\"generation\":%u,"
+        "\"started\":%llu,\"requests\":%llu,\"bytes\":%llu,"
+        "\"status\":[%llu,%llu,%llu,%llu,%llu],\"handoffs_given\":%llu,"
+        "\"handoffs_taken\":%llu,\"rss_kb\":%lu,\"threads\":[",
+        i, (int)v->pid[i], states[st], slot->gen,
+        (unsigned long long)slot->started_s, (unsigned long long)c.requests,
+        (unsigned long long)c.bytes, (unsigned long long)c.status[0],
+        (unsigned long long)c.status[1], (unsigned long long)c.status[2],
+        (unsigned long long)c.status[3], (unsigned long long)c.status[4],
+        (unsigned long long)slot->handoffs_given,
+        (unsigned long long)slot->handoffs_taken, stats_rss_kb(v->pid[i]));
     for (size_t t = 0; t < stats_threads(v, i); t++) {
         const struct sb_thread *th = sb_thread(v->board, i, t);
         uint64_t since = th->req_start_ms;

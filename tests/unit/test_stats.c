@@ -34,6 +34,8 @@ st_setup(struct st *t)
     t->board.slots[1].state = SB_IDLE;
     t->board.slots[1].n_threads = ST_THREADS;
     t->board.slots[1].gen = 3;
+    t->board.slots[1].handoffs_given = 4;
+    t->board.slots[1].handoffs_taken = 1;
     sb_count(&sb_thread(&t->board, 1, 0)->counts, 200, 10, 50);
     sb_count(&sb_thread(&t->board, 1, 1)->counts, 503, 5, 3000);
     /* Slot 2 has counts but no worker: not shown, not summed. */
@@ -99,6 +101,8 @@ START_TEST(test_stats_metrics)
     st_has(m, "forkd_listen_queue_peak{listener=\"http://127.0.0.1:1\"} 7\n");
     st_has(m, "forkd_host_listen_overflows_total 2\n");
     st_has(m, "forkd_generation 3\n");
+    st_has(m, "forkd_handoffs_total{direction=\"given\"} 4\n");
+    st_has(m, "forkd_handoffs_total{direction=\"taken\"} 1\n");
     st_has(m, "forkd_worker_resident_bytes{slot=\"1\"} ");
     ck_assert_ptr_null(strstr(m, "slot=\"2\""));
     free(m);
@@ -122,6 +126,8 @@ START_TEST(test_stats_status_json)
               "\"peak\":7,\"limit\":128,\"known\":true}],"
               "\"host_listen_overflows\":2,");
     st_has(j, "\"slot\":1,");
+    st_has(j, "\"status\":[0,1,0,0,1],\"handoffs_given\":4,"
+              "\"handoffs_taken\":1,");
     st_has(j, "\"busy\":true,");
     /* The worker's text, escaped: it may hold anything. */
     st_has(j, "\"request\":\"GET /a\\u0022b\\u0001\"");
