@@ -406,6 +406,32 @@ main_preflight(const struct cfg *c)
     return 0;
 }
 
+/* --check: the logs open as at a start (they are created if missing, as
+ * nginx -t does), and the pidfile could be written: its directory takes
+ * a new file, or the file itself is writable.  0, or -1 with one line. */
+static int
+main_check_files(const struct cfg *c)
+{
+    char dir[4096];
+    const char *slash;
+
+    if (main_open_logs(c) < 0)
+        return -1;
+    log_close();
+    if (c->pidfile[0] == '\0')
+        return 0;
+    slash = strrchr(c->pidfile, '/');
+    snprintf(dir, sizeof(dir), "%.*s",
+             slash ? (int)(slash - c->pidfile) + (slash == c->pidfile) : 1,
+             slash ? c->pidfile : ".");
+    if (access(c->pidfile, W_OK) == 0 ||
+        (errno == ENOENT && access(dir, W_OK | X_OK) == 0))
+        return 0;
+    main_error(c, 0, "pidfile", "%s: cannot be written: %s", c->pidfile,
+               strerror(errno));
+    return -1;
+}
+
 /* Handoff pair inherited from an upgrading master, or -1s. */
 static void
 main_handoff(int out[2])
@@ -489,6 +515,9 @@ main(int argc, char **argv)
         goto out_cfg;
     }
     if (args.check) {
+        /* What a start checks, short of binding (nginx -t). */
+        if (main_preflight(&c) < 0 || main_check_files(&c) < 0)
+            goto out_app;
         if (master_check_app(&c, 1, &info, err) < 0) {
             main_app_error(&c, err);
             goto out_app;

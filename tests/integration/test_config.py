@@ -276,6 +276,53 @@ class BadConfigTest(unittest.TestCase):
         self.assertEqual(read_text(path), "precious\n")
 
 
+class CheckLikeStartTest(unittest.TestCase):
+    """--check runs every check a start runs short of binding (issue 14,
+    item 2), as nginx -t does: users and groups, the log files, the
+    pidfile; exit 1 with the start's one-line error, and a pidfile is
+    never written by it."""
+
+    def check(self, extra):
+        tmp = Tmp(self)
+        ini = tmp.write("forkd.ini", "\n".join(
+            ini_lines(free_port(), extra_server=extra)) + "\n")
+        rc, out, err = run_forkd(["--check", "-c", ini], timeout=10)
+        return rc, out, err, tmp
+
+    def test_failures(self):
+        for extra, want in [
+                (["user = no_such_user_forkd"],
+                 r"forkd\.ini:4: user: no user \"no_such_user_forkd\""),
+                (["group = no_such_group_forkd"],
+                 r"forkd\.ini:4: group: "),
+                (["error_log = /nonexistent/forkd/error.log"],
+                 r"error_log: cannot open \"/nonexistent/forkd/error.log\""),
+                (["access_log = /nonexistent/forkd/access.log"],
+                 r"access_log: cannot open \"/nonexistent/forkd/access\.log"),
+                (["pidfile = /nonexistent/forkd/forkd.pid"],
+                 r"pidfile: /nonexistent/forkd/forkd\.pid: cannot be "
+                 r"written: No such file or directory"),
+                (["daemon = yes"],
+                 r"daemon: a daemon has no standard error")]:
+            with self.subTest(extra=extra):
+                rc, out, err, _ = self.check(extra)
+                self.assertEqual(rc, 1, out + err)
+                lines = err.splitlines()
+                self.assertEqual(len(lines), 1, lines)
+                self.assertRegex(lines[0], want)
+                self.assertNotIn("configuration OK", out)
+
+    def test_pidfile_not_written(self):
+        tmp = Tmp(self)
+        pid = tmp.path("forkd.pid")
+        ini = tmp.write("forkd.ini", "\n".join(ini_lines(
+            free_port(), extra_server=["pidfile = " + pid])) + "\n")
+        rc, out, err = run_forkd(["--check", "-c", ini], timeout=10)
+        self.assertEqual(rc, 0, err)
+        self.assertIn("configuration OK", out)
+        self.assertFalse(os.path.exists(pid))
+
+
 class CommandLineTest(unittest.TestCase):
     def test_check_good_config(self):
         tmp = Tmp(self)
