@@ -193,6 +193,10 @@ class PreloadTest(unittest.TestCase):
             finally:
                 load.stop()
             self.assertEqual(load.lost, [], load.lost_detail())
+            # The old workers leave once the reload is done.
+            self.assertTrue(wait_for(lambda: {answer(s.port)["tag"]
+                                              for _ in range(5)} == {"v1-new"},
+                                     10))
             a = answer(s.port)
             self.assertEqual(a["tag"], "v1-new")
             self.assertNotEqual(int(a["preload"]), tpid)

@@ -91,9 +91,10 @@ class ReloadCodeTest(unittest.TestCase):
                         s, r"notice: reload done") == n, 10), s.describe())
                     self.assertTrue(wait_for(
                         lambda: self.version(s) == v, 5), v)
-                    # Only the new build answers once the reload is done.
-                    self.assertEqual({self.version(s) for _ in range(20)},
-                                     {v})
+                    # Only the new build answers once the old workers,
+                    # retired when the reload is done, have left.
+                    self.assertTrue(wait_for(lambda: {
+                        self.version(s) for _ in range(20)} == {v}, 10), v)
                     m = load.total()
                     self.assertTrue(load.wait_requests(m + 100, 5),
                                     "load stalled after HUP %d" % n)

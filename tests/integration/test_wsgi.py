@@ -826,8 +826,12 @@ class PreloadTest(WsgiCase):
             with open(s.path("preapp.py"), "w") as f:
                 f.write(self.APP % "two")
             s.signal(signal.SIGHUP)
-            self.assertTrue(wait_for(
-                lambda: get(s.port, "/").body.split()[0] == b"two", 10))
+            # Once the reload is done, the old workers leave: from then on
+            # only the new code answers.
+            self.assertTrue(s.wait_log(r"notice: reload done", 10),
+                            s.describe())
+            self.assertTrue(wait_for(lambda: {a[0] for a in self.answers(
+                s, 5)} == {"two"}, 10), s.describe())
             now = self.answers(s, 5)
             self.assertEqual({a[0] for a in now}, {"two"})
             self.assertNotEqual(now[0][1], first[1], "a new template")
