@@ -75,6 +75,25 @@ stats_threads(const struct stats_view *v, size_t i)
     return n < v->board->n_threads ? n : v->board->n_threads;
 }
 
+/* The name of a worker's scoreboard state, as every view shows it. */
+static const char *
+stats_state_name(int state)
+{
+    static const char *const names[] = {"empty", "booting", "serving",
+                                        "stopping"};
+
+    return (unsigned)state < 4 ? names[state] : names[0];
+}
+
+/* What worker slot i served, over its threads. */
+static void
+stats_worker_counts(const struct stats_view *v, size_t i, struct sb_counts *c)
+{
+    memset(c, 0, sizeof(*c));
+    for (size_t t = 0; t < v->board->n_threads; t++)
+        sb_add_counts(c, &sb_thread(v->board, i, t)->counts);
+}
+
 static void
 stats_sum(const struct stats_view *v, struct stats_sum *s)
 {
@@ -215,8 +234,6 @@ stats_host_overflows(void)
     return v;
 }
 
-static void stats_sum(const struct stats_view *v, struct stats_sum *s);
-
 void
 stats_sample(struct stats_view *v)
 {
@@ -241,7 +258,6 @@ stats_sample(struct stats_view *v)
         if (q->known && q->now > q->peak)
             q->peak = q->now;
     }
-    v->host_overflows = stats_host_overflows();
 }
 
 /* --- /metrics ---------------------------------------------------------- */
@@ -310,15 +326,13 @@ static void
 stats_workers(struct stats_buf *b, const struct stats_view *v,
               const struct stats_sum *s)
 {
-    static const char *const states[] = {"empty", "booting", "idle",
-                                         "stopping"};
     static const char *const reasons[] = {"crash", "timeout", "exit", "recycle",
                                           "reload"};
 
     stats_metric(b, "workers", "gauge", "Worker processes by state.");
     for (unsigned k = 1; k < 4; k++)
         stats_printf(b, "forkd_workers{state=\"%s\"} %u\n",
-                     k == SB_IDLE ? "serving" : states[k], s->workers[k]);
+                     stats_state_name((int)k), s->workers[k]);
     stats_metric(b, "workers_wanted", "gauge", "Workers the master keeps.");
     stats_printf(b, "forkd_workers_wanted %u\n", v->target);
     stats_metric(b, "handler_threads", "gauge",
@@ -400,21 +414,17 @@ static void
 stats_status_worker(struct stats_buf *b, const struct stats_view *v, size_t i,
                     uint64_t now_ms)
 {
-    static const char *const states[] = {"empty", "booting", "serving",
-                                         "stopping"};
     const struct sb_slot *slot = &v->board->slots[i];
-    unsigned st = (unsigned)slot->state < 4 ? (unsigned)slot->state : 0;
-    struct sb_counts c = {0};
+    struct sb_counts c;
 
-    for (size_t t = 0; t < v->board->n_threads; t++)
-        sb_add_counts(&c, &sb_thread(v->board, i, t)->counts);
+    stats_worker_counts(v, i, &c);
     stats_printf(
         b,
         "{\"slot\":%zu,\"pid\":%d,\"state\":\"%s\",\"generation\":%u,"
         "\"started\":%llu,\"requests\":%llu,\"bytes\":%llu,"
         "\"status\":[%llu,%llu,%llu,%llu,%llu],\"handoffs_given\":%llu,"
         "\"handoffs_taken\":%llu,\"rss_kb\":%lu,\"threads\":[",
-        i, (int)v->pid[i], states[st], slot->gen,
+        i, (int)v->pid[i], stats_state_name(slot->state), slot->gen,
         (unsigned long long)slot->started_s, (unsigned long long)c.requests,
         (unsigned long long)c.bytes, (unsigned long long)c.status[0],
         (unsigned long long)c.status[1], (unsigned long long)c.status[2],
@@ -590,17 +600,13 @@ static void
 stats_screen_worker(struct stats_buf *b, const struct stats_view *v, size_t i,
                     uint64_t now_ms)
 {
-    static const char *const states[] = {"empty", "booting", "serving",
-                                         "stopping"};
     const struct sb_slot *slot = &v->board->slots[i];
-    unsigned st = (unsigned)slot->state < 4 ? (unsigned)slot->state : 0;
-    uint64_t req = 0;
+    struct sb_counts c;
 
-    for (size_t t = 0; t < v->board->n_threads; t++)
-        req += sb_thread(v->board, i, t)->counts.requests;
+    stats_worker_counts(v, i, &c);
     stats_printf(b, "%4zu %7d %3u %-8s %9llu %8lu", i, (int)v->pid[i],
-                 slot->gen, states[st], (unsigned long long)req,
-                 stats_rss_kb(v->pid[i]));
+                 slot->gen, stats_state_name(slot->state),
+                 (unsigned long long)c.requests, stats_rss_kb(v->pid[i]));
     for (size_t t = 0; t < stats_threads(v, i); t++) {
         const struct sb_thread *th = sb_thread(v->board, i, t);
         uint64_t since = th->req_start_ms;
@@ -716,6 +722,15 @@ stats_pollfds(const struct stats *s, struct pollfd *p)
     return n;
 }
 
+/* The figures a response shows: the queues, and the host's overflow
+ * count, read here rather than at every loop of the master. */
+static void
+stats_refresh(struct stats_view *v)
+{
+    stats_sample(v);
+    v->host_overflows = stats_host_overflows();
+}
+
 /* The response to the request in c->req, ready in c->out. */
 static void
 stats_answer(struct stats_client *c, struct stats_view *v)
@@ -726,14 +741,14 @@ stats_answer(struct stats_client *c, struct stats_view *v)
     int n;
 
     if (strncmp(c->req, "GET /metrics ", 13) == 0) {
-        stats_sample(v);
+        stats_refresh(v);
         body = stats_metrics(v, &blen);
         type = "text/plain; version=0.0.4; charset=utf-8";
     } else if (strncmp(c->req, "GET /status?text ", 17) == 0) {
-        stats_sample(v);
+        stats_refresh(v);
         body = stats_screen(v, &blen);
     } else if (strncmp(c->req, "GET /status ", 12) == 0) {
-        stats_sample(v);
+        stats_refresh(v);
         body = stats_status(v, &blen);
         type = "application/json";
     } else {

@@ -60,7 +60,7 @@ struct stats_view {
     const struct listener *ls;
     struct stats_queue *queue; /* n_ls, updated by stats_sample */
     size_t n_ls;
-    uint64_t host_overflows; /* TcpExt ListenOverflows, by stats_sample */
+    uint64_t host_overflows; /* TcpExt ListenOverflows, read per response */
     struct stats_snap snaps[STATS_SNAPS]; /* a ring, by stats_sample */
     unsigned next_snap;
 };

@@ -252,6 +252,11 @@ class EndpointTest(unittest.TestCase):
     def test_not_found_and_method(self):
         with stats_server() as s:
             self.assertEqual(stats_get(s.stats, "/")[0], 404)
+            host, port = s.stats.rsplit(":", 1)
+            with socket.create_connection((host, int(port)), timeout=5) as c:
+                c.sendall(b"POST /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+                self.assertTrue(c.recv(4096).startswith(
+                    b"HTTP/1.1 405 Method Not Allowed\r\n"))
 
     def test_refuses_non_loopback(self):
         d = tempfile.mkdtemp(prefix="forkd-stats-")
