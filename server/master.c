@@ -545,8 +545,10 @@ master_on_tmpl_exit(struct master *m, pid_t pid, int status)
     if (g == NULL)
         return 0;
     mode = g->tmpl.mode;
-    tmpl_stop(&g->tmpl); /* closes the socket; it is gone already */
+    /* Reaped: its pid is no longer ours to signal (DESIGN 8), only its
+     * socket is left to close. */
     g->tmpl.pid = 0;
+    tmpl_stop(&g->tmpl);
     for (unsigned i = 0; i < MASTER_MAX_WORKERS; i++)
         if (m->pid[i] == -1 && m->gen_of[i] == g->id)
             master_slot_free(m, i);

@@ -169,6 +169,30 @@ class PreloadTest(unittest.TestCase):
             self.assertEqual(ppid(worker), s.pid)
             self.assertFalse(pid_alive(int(first["worker"])))
 
+    def test_reaped_template_not_signalled(self):
+        """DESIGN 8: once the master reaped a dead template, its pid may
+        belong to anyone: the master sends it nothing."""
+        strace = shutil.which("strace")
+        self.assertIsNotNone(strace, "strace missing: scripts/deps.sh")
+        s, so, log = self.server(allow=[
+            r"warn: template \(pid \d+\) killed by signal 9"])
+        with s:
+            tpid = int(answer(s.port)["preload"])
+            out = s.path("master.strace")
+            p = subprocess.Popen([strace, "-e", "trace=kill", "-o", out,
+                                  "-p", str(s.pid)],
+                                 stderr=subprocess.DEVNULL)
+            try:
+                time.sleep(0.5)  # attached
+                os.kill(tpid, signal.SIGKILL)
+                self.assertTrue(s.wait_log(r"template \(pid %d\) killed by "
+                                           r"signal 9" % tpid, 5))
+                time.sleep(0.3)
+            finally:
+                p.send_signal(signal.SIGINT)
+                p.wait(10)
+            self.assertNotRegex(read_text(out), r"kill\(%d," % tpid)
+
     def test_hup_starts_new_template_with_new_file(self):
         s, so, log = self.server()
         with s:
