@@ -838,6 +838,12 @@ class PreloadTest(WsgiCase):
             self.assertEqual(len(self.imports(imports)), 2)
             self.assertTrue(wait_for(lambda: not pid_alive(first[1]), 5),
                             "the old template is gone")
+            # The old workers' graceful exit (under ASan, a leak check
+            # that runs a symbolizer) ends before the quick stop.
+            for i in (0, 1):
+                self.assertTrue(s.wait_log(r"worker %d \(pid \d+\) exited "
+                                           r"with status 0" % i, 10),
+                                s.describe())
 
     def test_bad_module_with_preload(self):
         tmp = tempfile.mkdtemp(prefix="forkd-wsgi-")
