@@ -3,11 +3,18 @@
 
 CC ?= cc
 BUILD ?= build
-PREFIX ?= /usr/local
 PYTHON ?= /usr/bin/python3
 
-WARN = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
-CPPFLAGS += -D_GNU_SOURCE -Iapp -Iserver
+# The version's one place is debian/changelog's first line.
+VERSION := $(shell sed -n '1s/^[^(]*(\([^)]*\)).*/\1/p' debian/changelog)
+
+# -Werror in a developer's tree (a git checkout) only: a release or
+# distribution build (DEVELOPER=0, as debian/rules sets) must not fail on
+# a new compiler's new warning.
+DEVELOPER ?= $(if $(wildcard .git),1,0)
+WARN = -Wall -Wextra $(if $(filter 1,$(DEVELOPER)),-Werror) -Wshadow \
+	-Wstrict-prototypes -Wmissing-prototypes
+CPPFLAGS += -D_GNU_SOURCE -Iapp -Iserver -DFORKD_VERSION='"$(VERSION)"'
 CFLAGS ?= -O2 -g
 CFLAGS += -std=c11 $(WARN) -fno-strict-aliasing
 LDLIBS = -lhttp_parser -linih -ldl -lpthread
@@ -26,13 +33,16 @@ UNIT = $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c
 CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null)
 
-.PHONY: all deps run test unit clean install fmt fmt-check experiment bench \
-	compare
+.PHONY: all server deps run test unit clean install uninstall fmt fmt-check \
+	experiment bench compare
 EXPERIMENT_ARGS ?=
 BENCH_ARGS ?=
 COMPARE_ARGS ?=
 
 all: $(BUILD)/forkd $(APPS) $(UNIT)
+
+# What install needs, without the unit tests (and their check library).
+server: $(BUILD)/forkd $(APPS)
 
 deps:
 	@scripts/deps.sh test
@@ -41,13 +51,15 @@ $(BUILD)/obj/%.o: server/%.c $(wildcard server/*.h) app/forkd.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
+$(BUILD)/obj/main.o: debian/changelog
+
 # -rdynamic: handlers resolve forkd_* calls against the executable.
 $(BUILD)/forkd: $(BUILD)/obj/main.o $(SERVER_OBJS)
 	$(CC) $(LDFLAGS) -rdynamic -o $@ $^ $(LDLIBS)
 
 $(BUILD)/app/%.so: app/%.c app/forkd.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -shared -fPIC -o $@ $< -lpthread
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -shared -fPIC -o $@ $< -lpthread
 
 # The wsgi handler embeds Debian's CPython (python3-dev), never the python3
 # first on PATH: the apps it serves use Debian's python3-* packages.
@@ -57,7 +69,7 @@ PY_LIBS = $(shell $(PY_CONFIG) --embed --ldflags 2>/dev/null)
 WSGI_SRCS = $(wildcard app/wsgi/*.c)
 $(BUILD)/app/wsgi.so: $(WSGI_SRCS) app/wsgi/wsgi.h app/forkd.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(PY_CFLAGS) $(CFLAGS) -shared -fPIC -o $@ \
+	$(CC) $(CPPFLAGS) $(PY_CFLAGS) $(CFLAGS) $(LDFLAGS) -shared -fPIC -o $@ \
 		$(WSGI_SRCS) $(PY_LIBS) -lpthread
 
 $(BUILD)/tests/%: tests/unit/%.c $(SERVER_OBJS)
@@ -98,17 +110,75 @@ compare: deps all
 	FORKD_BIN=$(BUILD)/forkd FORKD_APPS=$(BUILD)/app \
 		$(PYTHON) scripts/compare $(COMPARE_ARGS)
 
-install: $(BUILD)/forkd $(BUILD)/app/wsgi.so
-	install -D -m 755 $(BUILD)/forkd $(DESTDIR)$(PREFIX)/sbin/forkd
-	install -D -m 644 app/forkd.h $(DESTDIR)$(PREFIX)/include/forkd.h
-	install -D -m 644 man/forkd.8 $(DESTDIR)$(PREFIX)/share/man/man8/forkd.8
-	install -D -m 644 man/forkd.ini.5 \
-		$(DESTDIR)$(PREFIX)/share/man/man5/forkd.ini.5
-	install -D -m 644 man/forkd.h.3 $(DESTDIR)$(PREFIX)/share/man/man3/forkd.h.3
-	install -D -m 644 man/forkd-wsgi.8 \
-		$(DESTDIR)$(PREFIX)/share/man/man8/forkd-wsgi.8
-	install -D -m 755 $(BUILD)/app/wsgi.so \
-		$(DESTDIR)$(PREFIX)/lib/forkd/wsgi.so
+# Installation (issue 14).  The conf files name the paths of the default
+# PREFIX=/usr/local; install rewrites them to the directories below.
+# /var/log/forkd and /run/forkd are fixed, as in the units and logrotate.
+# BINDIR is accepted for packaging scripts; forkd installs no user command.
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+SBINDIR ?= $(PREFIX)/sbin
+LIBDIR ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+DATADIR ?= $(PREFIX)/share
+MANDIR ?= $(DATADIR)/man
+PKGCONFIGDIR ?= $(DATADIR)/pkgconfig
+SYSCONFDIR ?= /etc
+UNITDIR ?= $(LIBDIR)/systemd/system
+TMPFILESDIR ?= $(LIBDIR)/tmpfiles.d
+HANDLERDIR = $(LIBDIR)/forkd
+CONFDIR = $(SYSCONFDIR)/forkd
+LOGDIR = /var/log/forkd
+INSTALL_SED = sed -e 's|/usr/local/sbin/|$(SBINDIR)/|g' \
+	-e 's|/usr/local/lib/forkd/|$(HANDLERDIR)/|g' \
+	-e 's|/etc/forkd/|$(CONFDIR)/|g' -e 's|@PREFIX@|$(PREFIX)|g' \
+	-e 's|@INCLUDEDIR@|$(INCLUDEDIR)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' \
+	-e 's|@VERSION@|$(VERSION)|g' \
+	-e "s|@API@|$$(sed -n 's/^\#define FORKD_API_VERSION //p' app/forkd.h)|g"
+MAN_PAGES = $(wildcard man/*.[1-8])
+# Every file install writes, for uninstall to remove (the ini apart).
+INSTALLED = $(SBINDIR)/forkd $(INCLUDEDIR)/forkd.h $(PKGCONFIGDIR)/forkd.pc \
+	$(addprefix $(HANDLERDIR)/,$(notdir $(APPS))) \
+	$(foreach m,$(MAN_PAGES),$(MANDIR)/man$(subst .,,$(suffix $(m)))/$(notdir $(m))) \
+	$(CONFDIR)/forkd.ini.default $(UNITDIR)/forkd.service \
+	$(UNITDIR)/forkd.socket $(SYSCONFDIR)/logrotate.d/forkd \
+	$(TMPFILESDIR)/forkd.conf
+
+install: server
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(INCLUDEDIR) \
+		$(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(HANDLERDIR) \
+		$(DESTDIR)$(CONFDIR) $(DESTDIR)$(UNITDIR) \
+		$(DESTDIR)$(SYSCONFDIR)/logrotate.d $(DESTDIR)$(TMPFILESDIR) \
+		$(sort $(foreach m,$(MAN_PAGES),$(DESTDIR)$(MANDIR)/man$(subst .,,$(suffix $(m)))))
+	install -d -m 0750 $(DESTDIR)$(LOGDIR)
+	install -m 755 $(BUILD)/forkd $(DESTDIR)$(SBINDIR)/forkd
+	install -m 644 app/forkd.h $(DESTDIR)$(INCLUDEDIR)/forkd.h
+	$(INSTALL_SED) conf/forkd.pc.in >$(DESTDIR)$(PKGCONFIGDIR)/forkd.pc
+	install -m 644 $(APPS) $(DESTDIR)$(HANDLERDIR)/
+	$(foreach m,$(MAN_PAGES),install -m 644 $(m) \
+		$(DESTDIR)$(MANDIR)/man$(subst .,,$(suffix $(m)))/ &&) true
+	$(INSTALL_SED) conf/forkd-production.ini \
+		>$(DESTDIR)$(CONFDIR)/forkd.ini.default
+	@# An ini that is there already is the operator's: never overwritten.
+	test -e $(DESTDIR)$(CONFDIR)/forkd.ini || install -m 644 \
+		$(DESTDIR)$(CONFDIR)/forkd.ini.default $(DESTDIR)$(CONFDIR)/forkd.ini
+	$(INSTALL_SED) conf/forkd.service >$(DESTDIR)$(UNITDIR)/forkd.service
+	$(INSTALL_SED) conf/forkd.socket >$(DESTDIR)$(UNITDIR)/forkd.socket
+	$(INSTALL_SED) conf/forkd.logrotate \
+		>$(DESTDIR)$(SYSCONFDIR)/logrotate.d/forkd
+	install -m 644 conf/forkd.tmpfiles $(DESTDIR)$(TMPFILESDIR)/forkd.conf
+
+# Removes what install wrote; forkd.ini only when it is still the
+# installed one, and the directories of forkd's own only when empty (the
+# logs stay).
+uninstall:
+	@if cmp -s $(DESTDIR)$(CONFDIR)/forkd.ini \
+		$(DESTDIR)$(CONFDIR)/forkd.ini.default; then \
+		rm -f $(DESTDIR)$(CONFDIR)/forkd.ini; \
+	elif [ -e $(DESTDIR)$(CONFDIR)/forkd.ini ]; then \
+		echo "uninstall: $(DESTDIR)$(CONFDIR)/forkd.ini was changed: kept"; fi
+	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
+	rmdir $(DESTDIR)$(HANDLERDIR) $(DESTDIR)$(CONFDIR) $(DESTDIR)$(LOGDIR) \
+		2>/dev/null; true
 
 fmt:
 	clang-format -i server/*.[ch] app/*.[ch] app/wsgi/*.[ch] tests/unit/*.c

@@ -21,7 +21,9 @@
 #include "status.h"
 #include "title.h"
 
-#define FORKD_VERSION "0.1.0"
+#ifndef FORKD_VERSION
+#error "FORKD_VERSION comes from debian/changelog through the Makefile"
+#endif
 
 static void
 main_usage(FILE *out)

@@ -9,12 +9,19 @@ worker killed in the middle of a request surfacing as 502 while the next
 request succeeds.  The same headers sent straight to forkd's TCP bind
 from a peer outside forwarded_allow_ips are ignored.
 
+StockDebianTest installs conf/nginx.conf the way its comment tells a user
+to (the cp, ln, rm and nginx -t lines, run as written) on a copy of the
+stock Debian /etc/nginx with its default site: then nginx serves forkd on
+port 80 (moved to a free port); without the rm, nginx -t refuses with
+"duplicate default server".
+
 nginx comes from scripts/deps.sh bench (FORKD_NGINX names another
 binary).  Without it the tests are skipped, or fail when
 FORKD_REQUIRE_NGINX=1.
 """
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -24,7 +31,7 @@ import time
 import unittest
 
 from forkdtest import (REPO, Conn, Server, build_testapp, connect, fnv1a32,
-                       free_port, get, http, parse_responses, pid_alive,
+                       free_port, get, has_ipv6_loopback, http, parse_responses, pid_alive,
                        raw, read_text, wait_for)
 
 SITE = os.path.join(REPO, "conf", "nginx.conf")
@@ -61,8 +68,8 @@ def site_config(sock, port, logdir):
     text = read_text(SITE)
     subs = [
         ("unix:/run/forkd/forkd.sock", "unix:" + sock),
-        ("listen 80;", "listen 127.0.0.1:%d;" % port),
-        ("listen [::]:80;", ""),
+        ("listen 80 default_server;", "listen 127.0.0.1:%d;" % port),
+        ("listen [::]:80 default_server;", ""),
         ("/var/log/nginx/forkd.access.log",
          os.path.join(logdir, "site-access.log")),
         ("/var/log/nginx/forkd.error.log",
@@ -107,11 +114,12 @@ class Nginx:
         with open(os.path.join(self.dir, "nginx.conf"), "w") as f:
             f.write(MAIN_CONF.format(d=self.dir))
         self.proc = None
+        self.extra_args = []
 
     def start(self):
         args = [NGINX, "-p", self.dir + "/", "-c",
                 os.path.join(self.dir, "nginx.conf"),
-                "-e", os.path.join(self.dir, "error.log")]
+                "-e", os.path.join(self.dir, "error.log")] + self.extra_args
         r = subprocess.run(args + ["-t"], stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT, timeout=20)
         if r.returncode != 0:
@@ -357,6 +365,127 @@ class NginxTest(unittest.TestCase):
             except AssertionError as e:
                 raise AssertionError("%s\n--- nginx\n%s\n%s" % (
                     e, n.log(), s.describe())) from e
+
+
+def install_steps():
+    """The shell lines of conf/nginx.conf's "Install on Debian" comment."""
+    steps = re.findall(r"(?m)^#   ((?:cp|ln|rm|nginx) .*)$", read_text(SITE))
+    if not steps or not steps[-1].startswith("nginx -t"):
+        raise AssertionError("conf/nginx.conf's install steps are gone: "
+                             "update test_nginx.py with them")
+    return steps
+
+
+class StockNginx(Nginx):
+    """Debian's own nginx.conf and sites, copied from /etc/nginx (as the
+    package installed them) into directory/etc/nginx, with every absolute
+    path of theirs moved into directory and port 80 moved to a free port
+    of 127.0.0.1 (and ::1)."""
+
+    def __init__(self, directory, sock):
+        self.top = directory
+        self.etc = os.path.join(directory, "etc", "nginx")
+        self.dir = self.etc
+        self.sock = sock
+        self.port = free_port()
+        self.port6 = free_port("::1") if has_ipv6_loopback() else None
+        self.proc = None
+        self.extra_args = ["-g", "daemon off;"]
+        os.makedirs(os.path.join(directory, "log"))
+        shutil.copytree("/etc/nginx", self.etc, symlinks=True)
+        for d, _, files in os.walk(self.etc):
+            for n in files:
+                self.localize(os.path.join(d, n))
+
+    def localize(self, path):
+        """Point what path names (a file, or a link) into the copy."""
+        if os.path.islink(path):
+            target = os.readlink(path)
+            if target.startswith("/etc/nginx/"):
+                os.unlink(path)
+                os.symlink(self.top + target, path)
+            return
+        text = read_text(path)
+        six = ("listen [::1]:%d" % self.port6) if self.port6 else "# listen"
+        for old, new in (("/etc/nginx", self.etc),
+                         ("/run/nginx.pid", self.top + "/nginx.pid"),
+                         ("/var/log/nginx", self.top + "/log"),
+                         ("unix:/run/forkd/forkd.sock", "unix:" + self.sock),
+                         ("listen 80 ", "listen 127.0.0.1:%d " % self.port),
+                         ("listen [::]:80 ", six + " ")):
+            text = text.replace(old, new)
+        with open(path, "w") as f:
+            f.write(text)
+
+    def follow(self, steps):
+        """Run the install steps on the copy; the last one (nginx -t and
+        a reload) tests the configuration and starts nginx.  Returns the
+        output of nginx -t when it fails, else None."""
+        for step in steps[:-1]:
+            cmd = step.replace("/etc/nginx", self.etc)
+            r = subprocess.run(cmd, shell=True, cwd=REPO, timeout=20,
+                               stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT)
+            if r.returncode != 0:
+                raise AssertionError("%s: %s" % (step, r.stdout.decode()))
+            if step.startswith("cp "):
+                self.localize(cmd.split()[-1])
+        if steps[-1] != "nginx -t && systemctl reload nginx":
+            raise AssertionError("unexpected last step %r" % steps[-1])
+        r = subprocess.run([NGINX, "-t", "-c", self.etc + "/nginx.conf",
+                            "-e", self.top + "/log/error.log"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=20)
+        if r.returncode != 0:
+            return r.stdout.decode(errors="replace")
+        self.start()
+        return None
+
+    def log(self):
+        return read_text(os.path.join(self.top, "log", "error.log"))[-4000:]
+
+
+class StockDebianTest(unittest.TestCase):
+    """conf/nginx.conf installed as its comment says, on a copy of the
+    stock Debian /etc/nginx: its default site is there to clash with."""
+
+    def setUp(self):
+        r = subprocess.run(["dpkg", "--verify", "nginx-common"],
+                           stdout=subprocess.PIPE, timeout=30)
+        self.assertNotIn(b"/etc/nginx/", r.stdout,
+                         "/etc/nginx differs from Debian's package: the "
+                         "test needs the stock files")
+        self.tmp = __import__("tempfile").mkdtemp(prefix="forkd-stock-")
+        os.chmod(self.tmp, 0o755)
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+
+    def test_install_steps_reach_forkd(self):
+        with Server("hello", server={"bind": "unix:{dir}/forkd.sock"}) as s:
+            os.chmod(s.dir, 0o755)
+            n = StockNginx(self.tmp, s.path("forkd.sock"))
+            try:
+                self.assertIsNone(n.follow(install_steps()))
+                self.assertFalse(os.path.exists(
+                    n.etc + "/sites-enabled/default"))
+                for port in (n.port,) + ((n.port6,) if n.port6 else ()):
+                    addr = ("::1", port) if port == n.port6 else port
+                    r = get(addr, "/")
+                    self.assertEqual((r.status, r.body),
+                                     (200, b"Hello, World!\n"))
+            except AssertionError as e:
+                raise AssertionError("%s\n--- nginx\n%s\n%s" % (
+                    e, n.log(), s.describe())) from e
+            finally:
+                n.stop()
+
+    def test_default_site_left_enabled_fails_loudly(self):
+        """Skipping the rm: nginx -t refuses, rather than nginx serving
+        its welcome page instead of forkd."""
+        n = StockNginx(self.tmp, os.path.join(self.tmp, "forkd.sock"))
+        out = n.follow([x for x in install_steps()
+                        if not x.startswith("rm ")])
+        self.assertIsNotNone(out, "nginx -t accepted two default servers")
+        self.assertIn("duplicate default server", out)
 
 
 if __name__ == "__main__":
