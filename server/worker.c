@@ -15,6 +15,7 @@
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
+#include <sys/signalfd.h>
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
@@ -52,6 +53,7 @@
 #define WORKER_KEY_OWN (1ull << 63)
 #define WORKER_KEY_HANDOFF (WORKER_KEY_OWN | 0x10000)
 #define WORKER_KEY_STOP (WORKER_KEY_OWN | 0x20000)
+#define WORKER_KEY_SIGNAL (WORKER_KEY_OWN | 0x30000)
 
 struct worker;
 
@@ -91,6 +93,7 @@ struct worker {
     uint64_t accept_log_ms;    /* the last line about failing accepts */
     unsigned accept_fails;     /* since that line */
     int stop_fd; /* eventfd, written once to wake every thread at stop */
+    int sig_fd;  /* signalfd: QUIT, USR1 and USR2 as events */
     struct sb_slot *slot;
     const struct sb *board;
     size_t index; /* of slot in board */
@@ -112,11 +115,6 @@ struct worker {
 static volatile sig_atomic_t worker_quit;
 static volatile sig_atomic_t worker_retire; /* quit, giving connections away */
 static volatile sig_atomic_t worker_reopen;
-/* The mask during epoll_pwait: QUIT and USR1 are blocked everywhere else,
- * so they arrive only between requests and never interrupt a handler's
- * own system calls, and a signal cannot slip in between the flag check
- * and the wait. */
-static sigset_t worker_wait_mask;
 
 static void
 worker_on_signal(int sig)
@@ -129,8 +127,25 @@ worker_on_signal(int sig)
         worker_reopen = 1;
 }
 
+/* The signals the master sends a worker to ask, not to kill: QUIT, USR1
+ * and USR2 stay blocked in every thread, so that they never interrupt a
+ * handler's own system calls, and arrive as events of a signalfd in the
+ * epoll set.  Not epoll_pwait with them unblocked: it delivers a signal
+ * only when it would block, so a worker that always has a ready
+ * connection never saw QUIT and was killed at graceful_timeout. */
+static void
+worker_signal_set(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGQUIT);
+    sigaddset(set, SIGUSR1);
+    sigaddset(set, SIGUSR2);
+}
+
 /* After fork: the master's handlers and mask must not leak into the
- * worker.  TERM/INT keep their default (die at once: the quick stop). */
+ * worker.  TERM/INT keep their default (die at once: the quick stop).  The
+ * handler stays for QUIT, USR1 and USR2 in case a handler unblocks them:
+ * their default would kill the worker. */
 static void
 worker_signals(void)
 {
@@ -148,12 +163,28 @@ worker_signals(void)
     sigaction(SIGQUIT, &sa, NULL);
     sigaction(SIGUSR1, &sa, NULL);
     sigaction(SIGUSR2, &sa, NULL);
-    sigemptyset(&worker_wait_mask);
-    sigemptyset(&blocked);
-    sigaddset(&blocked, SIGQUIT);
-    sigaddset(&blocked, SIGUSR1);
-    sigaddset(&blocked, SIGUSR2);
+    worker_signal_set(&blocked);
     sigprocmask(SIG_SETMASK, &blocked, NULL);
+}
+
+static int
+worker_signal_fd(void)
+{
+    sigset_t set;
+
+    worker_signal_set(&set);
+    return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+}
+
+/* Whatever signals the signalfd holds, as the handler would have seen
+ * them; the loop acts on the flags. */
+static void
+worker_read_signals(struct worker *w)
+{
+    struct signalfd_siginfo si;
+
+    while (read(w->sig_fd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+        worker_on_signal((int)si.ssi_signo);
 }
 
 static uint64_t
@@ -996,7 +1027,9 @@ worker_begin_stop(struct worker *w, int give)
             continue;
         worker_close(w, c);
     }
-    (void)write(w->stop_fd, &one, sizeof(one)); /* it never fills */
+    /* warn_unused_result: a (void) cast does not silence it */
+    ssize_t n = write(w->stop_fd, &one, sizeof(one)); /* it never fills */
+    (void)n;
 }
 
 static void
@@ -1009,6 +1042,8 @@ worker_event(struct worker_thread *t, uint64_t key)
         worker_take(t);
     } else if (key == WORKER_KEY_STOP) {
         /* the loop condition sees w->stopping */
+    } else if (key == WORKER_KEY_SIGNAL) {
+        worker_read_signals(w);
     } else if (key & WORKER_KEY_OWN) {
         worker_accept(t, &w->ls[key & 0xffff]);
     } else if ((c = pool_lookup(&w->pool, key)) != NULL &&
@@ -1042,17 +1077,18 @@ worker_loop(struct worker_thread *t)
     while (!w->stopping) {
         int timeout = worker_timeout_ms(t);
         pthread_mutex_unlock(&w->lock);
-        int n = epoll_pwait(w->ep, evs, max, timeout, &worker_wait_mask);
+        int n = epoll_wait(w->ep, evs, max, timeout);
         int saved = errno;
         pthread_mutex_lock(&w->lock);
         w->now_ms = sb_now_ms();
         w->slot->heartbeat_ms = w->now_ms;
         if (n < 0 && saved != EINTR) {
-            log_error("epoll_pwait: %s", strerror(saved));
+            log_error("epoll_wait: %s", strerror(saved));
             break;
         }
         for (int i = 0; i < n && !w->stopping; i++)
             worker_event(t, evs[i].data.u64);
+
         if (worker_reopen) {
             worker_reopen = 0;
             worker_adopt_logs(w);
@@ -1193,6 +1229,7 @@ worker_setup(struct worker *w, const struct worker_env *env, int index)
     worker_open_stat(&w->threads[0]);
     if ((w->ep = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
         (w->stop_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0 ||
+        (w->sig_fd = worker_signal_fd()) < 0 ||
         pool_init(&w->pool, (size_t)cfg->max_connections + 1,
                   cfg->limit_request_head + WORKER_BODY_SPACE, w->ep,
                   w->n_threads > 1) < 0)
@@ -1209,7 +1246,8 @@ worker_setup(struct worker *w, const struct worker_env *env, int index)
      * triggered) when they come back.  The handoff queue is shared alike. */
     w->excl = worker_exclusive();
     if (worker_watch_queues(w) < 0 ||
-        worker_watch_fd(w, w->stop_fd, WORKER_KEY_STOP, 0) < 0)
+        worker_watch_fd(w, w->stop_fd, WORKER_KEY_STOP, 0) < 0 ||
+        worker_watch_fd(w, w->sig_fd, WORKER_KEY_SIGNAL, 0) < 0)
         return -1;
     w->now_ms = sb_now_ms();
     return pthread_mutex_init(&w->lock, NULL) == 0 ? 0 : -1;
@@ -1261,6 +1299,8 @@ worker_teardown(struct worker *w)
         close(w->log_chan);
     if (w->stop_fd >= 0)
         close(w->stop_fd);
+    if (w->sig_fd >= 0)
+        close(w->sig_fd);
     if (w->ep >= 0)
         close(w->ep);
 }
@@ -1350,7 +1390,8 @@ worker_run(const struct worker_env *env, int index, int log_chan,
                        .board = env->board,
                        .index = (size_t)index,
                        .ep = -1,
-                       .stop_fd = -1};
+                       .stop_fd = -1,
+                       .sig_fd = -1};
     int status = 0;
     struct app app;
 

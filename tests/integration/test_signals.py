@@ -576,6 +576,71 @@ class CrashTest(unittest.TestCase):
             self.assertEqual(len(s.wait_workers(3, 3)), 3)
 
 
+class BusyWorkerSignalTest(unittest.TestCase):
+    """QUIT and USR1 reach a worker that is never idle: one worker, two
+    clients that send the next 5 ms request as soon as the last is
+    answered, so that a ready connection always waits for it.  (Signals
+    once got through only in epoll_pwait, when it would block: the QUIT
+    ended at graceful_timeout with a kill, the USR1 never.)"""
+
+    def load(self, s, stop):
+        def client():
+            with Conn(s.port) as c:
+                while not stop.is_set():
+                    try:
+                        c.send(b"GET /?ms=5 HTTP/1.1\r\nHost: x\r\n\r\n")
+                        if c.read_response(5).status != 200:
+                            return
+                    except (EOFError, OSError):
+                        return  # the stop closed the connection
+        ts = [threading.Thread(target=client, daemon=True) for _ in (0, 1)]
+        for t in ts:
+            t.start()
+        return ts
+
+    def test_quit_under_load(self):
+        stop = threading.Event()
+        with Server("sleep", workers=1, server={"graceful_timeout": 20}) as s:
+            ts = self.load(s, stop)
+            self.assertTrue(wait_for(lambda: read_text(
+                s.access_log).count("\n") > 20, 5))
+            t0 = time.monotonic()
+            s.signal(signal.SIGQUIT)
+            try:
+                rc = s.proc.wait(10)
+            finally:
+                stop.set()
+            dt = time.monotonic() - t0
+            for t in ts:
+                t.join(5)
+            sys.stderr.write("\n[signals] QUIT to a worker never idle: "
+                             "forkd left after %.2f s (graceful_timeout "
+                             "20 s)\n" % dt)
+            self.assertEqual(rc, 0)
+            self.assertLess(dt, 5.0, s.describe())
+            self.assertNotIn("still running after the stop timeout",
+                             s.log_text())
+
+    def test_usr1_under_load(self):
+        """The worker's access lines go to the new file, not the renamed
+        one, while it never stops serving."""
+        stop = threading.Event()
+        with Server("sleep", workers=1) as s:
+            ts = self.load(s, stop)
+            try:
+                self.assertTrue(wait_for(lambda: read_text(
+                    s.access_log).count("\n") > 20, 5))
+                os.rename(s.access_log, s.access_log + ".1")
+                s.signal(signal.SIGUSR1)
+                self.assertTrue(wait_for(lambda: read_text(
+                    s.access_log).count("\n") > 20, 3),
+                    "the busy worker did not take the reopened log")
+            finally:
+                stop.set()
+                for t in ts:
+                    t.join(5)
+
+
 class ReopenTest(unittest.TestCase):
     def rotate(self, s):
         for i in range(5):
