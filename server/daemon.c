@@ -65,7 +65,9 @@ daemon_ready(int ok)
 
     if (daemon_pipe < 0)
         return;
-    (void)write(daemon_pipe, &b, 1); /* the parent may be gone: fine */
+    /* warn_unused_result: a (void) cast does not silence it */
+    ssize_t n = write(daemon_pipe, &b, 1); /* the parent may be gone: fine */
+    (void)n;
     close(daemon_pipe);
     daemon_pipe = -1;
 }

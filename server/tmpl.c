@@ -52,7 +52,9 @@ tmpl_middle(const struct worker_env *env, struct app *app, int sock,
         worker_run(env, (int)slot, fds[0], app, me);
     }
     int32_t v = pid < 0 ? -errno : (int32_t)pid;
-    (void)write(report, &v, sizeof(v));
+    /* warn_unused_result: a (void) cast does not silence it */
+    ssize_t n = write(report, &v, sizeof(v));
+    (void)n;
     _exit(0);
 }
 
