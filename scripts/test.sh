@@ -31,11 +31,13 @@ for b in build build/asan; do
         -p 'test_*.py' -t tests/integration
 done
 
+step debian "$PYTHON" -m unittest discover -s tests/packaging -t tests/packaging
+
 # The fuzzer's regressions and seeds, once each, under ASan and UBSan.
 step fuzz-replay make --no-print-directory fuzz-replay
 
 if [ "$fail" -eq 0 ]; then
-    echo "make test: all $pass steps passed (unit, integration, fuzz replay; plain and ASan/UBSan)"
+    echo "make test: all $pass steps passed (unit, integration, fuzz replay; plain and ASan/UBSan; the Debian package)"
 else
     echo "make test: $fail of $((pass + fail)) steps FAILED:$failed"
     exit 1
