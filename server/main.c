@@ -371,9 +371,11 @@ main_check_nofile(const struct cfg *c)
     return -1;
 }
 
-/* Checks that need the system, not the file: run before anything binds. */
+/* Checks that need the system, not the file: run before anything binds.
+ * check: for --check, which is run on the ini of a forkd that runs (before
+ * a HUP, as nginx -t), where a live pidfile is a note, not a failure. */
 static int
-main_preflight(const struct cfg *c)
+main_preflight(const struct cfg *c, int check)
 {
     char err[DAEMON_ERR_MAX];
     pid_t old;
@@ -400,6 +402,14 @@ main_preflight(const struct cfg *c)
     }
     if (c->pidfile[0] && (old = daemon_pidfile_read(c->pidfile)) > 0 &&
         (kill(old, 0) == 0 || errno == EPERM)) {
+        if (check) {
+            fprintf(stderr,
+                    "forkd: note: %s names forkd pid %d, which runs: HUP "
+                    "it to load this configuration (a second start would "
+                    "be refused)\n",
+                    c->pidfile, (int)old);
+            return 0;
+        }
         main_error(c, 0, "pidfile",
                    "%s: pid %d in it is alive: is forkd already running?",
                    c->pidfile, (int)old);
@@ -518,7 +528,7 @@ main(int argc, char **argv)
     }
     if (args.check) {
         /* What a start checks, short of binding (nginx -t). */
-        if (main_preflight(&c) < 0 || main_check_files(&c) < 0)
+        if (main_preflight(&c, 1) < 0 || main_check_files(&c) < 0)
             goto out_app;
         if (master_check_app(&c, 1, &info, err) < 0) {
             main_app_error(&c, err);
@@ -529,7 +539,7 @@ main(int argc, char **argv)
         goto out_app;
     }
     umask(c.umask_bits);
-    if (main_preflight(&c) < 0)
+    if (main_preflight(&c, 0) < 0)
         goto out_app;
     if (master_check_app(&c, 0, &info, err) < 0) {
         main_app_error(&c, err);

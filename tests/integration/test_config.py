@@ -322,6 +322,22 @@ class CheckLikeStartTest(unittest.TestCase):
         self.assertIn("configuration OK", out)
         self.assertFalse(os.path.exists(pid))
 
+    def test_check_beside_the_running_forkd(self):
+        """The ini of a forkd that runs is checked before a HUP, as nginx
+        -t is: its live pidfile is a note, not a failure; a second start
+        is still refused."""
+        with Server(server={"pidfile": "{dir}/forkd.pid"}) as s:
+            rc, out, err = run_forkd(["--check", "-c", s.ini], timeout=10)
+            self.assertEqual(rc, 0, err)
+            self.assertIn("configuration OK", out)
+            self.assertRegex(err, r"note: \S+forkd\.pid names forkd pid "
+                             r"%d, which runs: HUP it" % s.pid)
+            rc, out, err = run_forkd(["-c", s.ini], timeout=10)
+            self.assertEqual(rc, 1)
+            self.assertRegex(err, r"pid %d in it is alive: is forkd "
+                             r"already running\?" % s.pid)
+            self.assertEqual(int(read_text(s.path("forkd.pid"))), s.pid)
+
 
 class CommandLineTest(unittest.TestCase):
     def test_check_good_config(self):
