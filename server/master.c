@@ -29,6 +29,7 @@
 #define MASTER_QUICK_STOP_MS 5000
 #define MASTER_MAX_EARLY_DEATHS 10
 #define MASTER_BACKOFF_MAX_MS 5000
+#define MASTER_IDLE_WAIT_MS 1000
 
 /* A configuration and its handler, and the workers started with them.  A
  * reload makes a new generation; the old one's workers retire once the
@@ -62,11 +63,12 @@ struct master {
     int ready;       /* the ready line was logged */
     int stopping;    /* 0, SIGTERM (quick) or SIGQUIT (graceful) */
     uint64_t stop_deadline_ms;
-    int killed;             /* SIGKILL sent to what was left */
-    unsigned early_deaths;  /* in a row */
-    uint64_t respawn_at_ms; /* backoff after early deaths */
-    pid_t successor;        /* the new master started by USR2 */
-    int handed_over;        /* a successor took the sockets */
+    int killed;               /* SIGKILL sent to what was left */
+    unsigned early_deaths;    /* in a row */
+    uint64_t respawn_at_ms;   /* backoff after early deaths */
+    uint64_t timeout_wait_ms; /* until a running request may time out */
+    pid_t successor;          /* the new master started by USR2 */
+    int handed_over;          /* a successor took the sockets */
     int exit_status;
     struct stats stats;           /* the stats endpoint, if stats is set */
     struct stats_view view;       /* what it shows beyond the scoreboard */
@@ -872,6 +874,8 @@ master_timeouts(struct master *m)
     uint64_t now = sb_now_ms(), limit = m->cur->cfg.timeout_s * 1000ull;
     char request[SB_REQUEST_MAX];
 
+    /* A request that starts later cannot time out within a second. */
+    m->timeout_wait_ms = MASTER_IDLE_WAIT_MS;
     if (limit == 0)
         return;
     for (unsigned i = 0; i < MASTER_MAX_WORKERS; i++) {
@@ -880,8 +884,13 @@ master_timeouts(struct master *m)
         for (unsigned t = 0; t < m->board.n_threads; t++) {
             const struct sb_thread *th = sb_thread(&m->board, i, t);
             uint64_t start = th->req_start_ms;
-            if (start == 0 || start > now || now - start <= limit)
+            if (start == 0 || start > now)
                 continue;
+            if (now - start <= limit) {
+                if (start + limit + 1 - now < m->timeout_wait_ms)
+                    m->timeout_wait_ms = start + limit + 1 - now;
+                continue;
+            }
             master_request_text(th, request);
             log_warn("worker %u (pid %d) killed: %s ran %llus > timeout %us", i,
                      (int)m->pid[i], request,
@@ -942,6 +951,21 @@ master_stats(struct master *m)
     stats_serve(&m->stats, &m->view, now);
 }
 
+/* How long the loop may sleep: with nothing to do but wait for requests
+ * to time out, until the first could (at most a second: an idle master
+ * wakes once a second); while starting, reloading or stopping, 20 ms. */
+static int
+master_wait_ms(const struct master *m)
+{
+    uint64_t now = sb_now_ms(), wait = m->timeout_wait_ms;
+
+    if (!m->ready || m->prev || m->stopping)
+        return 20;
+    if (m->respawn_at_ms > now && m->respawn_at_ms - now < wait)
+        wait = m->respawn_at_ms - now;
+    return wait > 0 && wait <= MASTER_IDLE_WAIT_MS ? (int)wait : 1;
+}
+
 static int
 master_wait_events(struct master *m)
 {
@@ -950,7 +974,7 @@ master_wait_events(struct master *m)
         {.fd = m->cur->tmpl.fd, .events = POLLIN},
         {.fd = m->prev ? m->prev->tmpl.fd : -1, .events = POLLIN}};
     unsigned char sigs[64];
-    int timeout = m->ready && !m->prev ? 500 : 20;
+    int timeout = master_wait_ms(m);
     size_t n_p = 3 + stats_pollfds(&m->stats, p + 3);
     ssize_t n;
 

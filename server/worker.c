@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <linux/sockios.h>
 #include <poll.h>
 #include <pthread.h>
@@ -16,6 +17,7 @@
 #include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/signalfd.h>
+#include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
@@ -42,7 +44,10 @@
 #define WORKER_LOG_FLUSH_MS 100
 #define WORKER_LINGER_MS 2000 /* input discarded after an error, at most */
 #define WORKER_WATCH_MS 5     /* the watchdog's period */
-#define WORKER_HANDOFF_MS 5   /* busy longer: waiting requests go elsewhere */
+/* Periods without a request before the watchdog sleeps until one starts:
+ * an idle worker wakes once a second (its epoll timeout), not 200 times. */
+#define WORKER_WATCH_QUIET (1000 / WORKER_WATCH_MS)
+#define WORKER_HANDOFF_MS 5 /* busy longer: waiting requests go elsewhere */
 #define WORKER_HANDOFF_CPU_MS 50 /* the same for a handler using the CPU */
 #define WORKER_WATCH_STACK 65536
 #define WORKER_ACCEPT_PAUSE_MS 100 /* no accepts after EMFILE and the like */
@@ -110,6 +115,8 @@ struct worker {
     pthread_t watchdog;
     int has_watchdog;
     atomic_bool watchdog_stop;
+    atomic_int watch_asleep; /* futex word: 1 while the watchdog waits for
+                                a request to start */
 };
 
 static volatile sig_atomic_t worker_quit;
@@ -174,6 +181,16 @@ worker_signal_fd(void)
 
     worker_signal_set(&set);
     return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+}
+
+/* Wake the watchdog from its wait for a request (worker_watch_idle): one
+ * system call after each quiet second, none while requests keep coming. */
+static void
+worker_watch_wake(struct worker *w)
+{
+    if (atomic_exchange(&w->watch_asleep, 0))
+        syscall(SYS_futex, &w->watch_asleep, FUTEX_WAKE_PRIVATE, 1, NULL, NULL,
+                0);
 }
 
 /* Whatever signals the signalfd holds, as the handler would have seen
@@ -439,8 +456,11 @@ worker_serve(struct worker_thread *t, struct conn *c, size_t head_len)
         req->start_us = worker_clock_us(CLOCK_REALTIME);
     sb_busy(t->sb, req->head.method, req->head.target, c->remote_addr,
             w->now_ms);
-    atomic_store_explicit(&t->busy_since_ms, w->now_ms ? w->now_ms : 1,
-                          memory_order_release);
+    /* seq_cst, as the watchdog's store to watch_asleep then its load of
+     * busy_since_ms: one of the two sides sees the other. */
+    atomic_store(&t->busy_since_ms, w->now_ms ? w->now_ms : 1);
+    if (atomic_load(&w->watch_asleep))
+        worker_watch_wake(w); /* the first request after a quiet second */
     pthread_mutex_unlock(&w->lock);
     keep = worker_call(t, c);
     pthread_mutex_lock(&w->lock);
@@ -916,13 +936,48 @@ worker_give_some(struct worker *w)
     worker_give_ready(w, idle);
 }
 
+static int
+worker_any_busy(struct worker *w)
+{
+    for (unsigned i = 0; i < w->n_threads; i++)
+        if (atomic_load(&w->threads[i].busy_since_ms) != 0)
+            return 1;
+    return 0;
+}
+
+/* The watchdog's wait for the next request: a futex on watch_asleep,
+ * which the thread that starts a request (or the stop) clears and wakes. */
+static void
+worker_watch_idle(struct worker *w)
+{
+    atomic_store(&w->watch_asleep, 1);
+    if (worker_any_busy(w) || atomic_load(&w->watchdog_stop)) {
+        atomic_store(&w->watch_asleep, 0);
+        return;
+    }
+    while (atomic_load(&w->watch_asleep) == 1)
+        syscall(SYS_futex, &w->watch_asleep, FUTEX_WAIT_PRIVATE, 1, NULL, NULL,
+                0);
+}
+
 static void *
 worker_watch(void *arg)
 {
     struct worker *w = arg;
     const struct timespec period = {0, WORKER_WATCH_MS * 1000000L};
+    uint64_t seen = 0;
+    unsigned quiet = 0;
 
     while (!atomic_load(&w->watchdog_stop)) {
+        uint64_t served = __atomic_load_n(&w->slot->requests, __ATOMIC_RELAXED);
+        if (served != seen || worker_any_busy(w))
+            quiet = 0;
+        seen = served;
+        if (++quiet > WORKER_WATCH_QUIET) {
+            worker_watch_idle(w);
+            quiet = 0;
+            continue;
+        }
         nanosleep(&period, NULL);
         if (!worker_is_saturated(w, sb_now_ms()) ||
             pthread_mutex_trylock(&w->lock) != 0)
@@ -1279,6 +1334,7 @@ worker_join_threads(struct worker *w)
             pthread_join(w->threads[i].thread, NULL);
     if (w->has_watchdog) {
         atomic_store(&w->watchdog_stop, 1);
+        worker_watch_wake(w);
         pthread_join(w->watchdog, NULL);
     }
 }
