@@ -33,6 +33,79 @@ body_hex(unsigned char c)
     return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
+/* After an extension's name or value: another one, or the end of the
+ * size line. */
+static int
+body_ext_next(struct body *b, unsigned char c)
+{
+    if (c == ';')
+        b->state = BODY_EXT_NAME0;
+    else if (c == '\r')
+        b->state = BODY_SIZE_LF;
+    else
+        return -1;
+    return 0;
+}
+
+/* One byte of chunk extensions, after the first ';' (RFC 9112 7.1.1):
+ *   chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] )
+ *   chunk-ext-name = token, chunk-ext-val = token / quoted-string
+ * Anything else fails the body: a proxy that reads the line otherwise
+ * must not find a different end of it. */
+static int
+body_ext_byte(struct body *b, unsigned char c)
+{
+    int ws = c == ' ' || c == '\t', tchar = http_is_tchar(c);
+
+    switch (b->state) {
+    case BODY_EXT_NAME0: /* BWS, then the name */
+        if (tchar)
+            b->state = BODY_EXT_NAME;
+        return ws || tchar ? 0 : -1;
+    case BODY_EXT_NAME:
+    case BODY_EXT_TOKEN:
+        if (tchar)
+            return 0;
+        if (ws)
+            b->state = b->state == BODY_EXT_NAME ? BODY_EXT_NAME_WS
+                                                 : BODY_EXT_VALUE_WS;
+        else if (c == '=' && b->state == BODY_EXT_NAME)
+            b->state = BODY_EXT_VALUE0;
+        else
+            return body_ext_next(b, c);
+        return 0;
+    case BODY_EXT_NAME_WS: /* BWS after the name: "=", ";" or the end */
+        if (ws)
+            return 0;
+        if (c == '=') {
+            b->state = BODY_EXT_VALUE0;
+            return 0;
+        }
+        return body_ext_next(b, c);
+    case BODY_EXT_VALUE0: /* BWS, then a token or a quoted-string */
+        if (c == '"')
+            b->state = BODY_EXT_QUOTED;
+        else if (tchar)
+            b->state = BODY_EXT_TOKEN;
+        return ws || tchar || c == '"' ? 0 : -1;
+    case BODY_EXT_QUOTED: /* qdtext, or the closing quote */
+        if (c == '"')
+            b->state = BODY_EXT_VALUE_WS;
+        else if (c == '\\')
+            b->state = BODY_EXT_ESCAPE;
+        else if (!ws && (c < 0x21 || c == 0x7f))
+            return -1;
+        return 0;
+    case BODY_EXT_ESCAPE: /* quoted-pair: HTAB, SP, VCHAR or obs-text */
+        if (!ws && (c < 0x21 || c == 0x7f))
+            return -1;
+        b->state = BODY_EXT_QUOTED;
+        return 0;
+    default: /* BODY_EXT_VALUE_WS: BWS after a value */
+        return ws ? 0 : body_ext_next(b, c);
+    }
+}
+
 /* One byte of a size line. */
 static int
 body_size_byte(struct body *b, unsigned char c)
@@ -54,23 +127,19 @@ body_size_byte(struct body *b, unsigned char c)
         if (c == ' ' || c == '\t')
             b->state = BODY_SIZE_WS;
         else if (c == ';')
-            b->state = BODY_EXT;
+            b->state = BODY_EXT_NAME0;
         else if (c == '\r' && b->state == BODY_SIZE)
             b->state = BODY_SIZE_LF;
         else
             return -1;
         return 0;
-    case BODY_EXT:
-        if (c == '\r')
-            b->state = BODY_SIZE_LF;
-        else if (c != '\t' && (c < 0x20 || c == 0x7f))
-            return -1;
-        return 0;
-    default: /* BODY_SIZE_LF */
+    case BODY_SIZE_LF:
         if (c != '\n')
             return -1;
         b->state = b->left ? BODY_DATA : BODY_TRAILER;
         return 0;
+    default:
+        return body_ext_byte(b, c);
     }
 }
 
@@ -115,7 +184,14 @@ body_is_counted(const struct body *b, unsigned char c)
 {
     switch (b->state) {
     case BODY_SIZE_WS:
-    case BODY_EXT:
+    case BODY_EXT_NAME0:
+    case BODY_EXT_NAME:
+    case BODY_EXT_NAME_WS:
+    case BODY_EXT_VALUE0:
+    case BODY_EXT_TOKEN:
+    case BODY_EXT_QUOTED:
+    case BODY_EXT_ESCAPE:
+    case BODY_EXT_VALUE_WS:
     case BODY_TRAILER_LF:
         return 1;
     case BODY_TRAILER:

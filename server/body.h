@@ -1,8 +1,8 @@
 /* body: the request body after its head: Content-Length bytes counted, or
  * chunked coding decoded to the letter of RFC 9112 7.1 (CRLF after every
- * size line and every chunk, bounded extensions, trailer lines checked as
- * header lines), so that no two parsers can disagree on where it ends.
- * Never logs. */
+ * size line and every chunk, extensions bounded and checked against the
+ * 7.1.1 grammar, trailer lines checked as header lines), so that no two parsers
+ * can disagree on where it ends. Never logs. */
 #ifndef FORKD_BODY_H
 #define FORKD_BODY_H
 
@@ -11,13 +11,20 @@
 #include <sys/types.h>
 
 enum body_state {
-    BODY_LENGTH,  /* Content-Length bytes left */
-    BODY_SIZE,    /* chunk-size hex digits */
-    BODY_SIZE_WS, /* BWS after the size, before ';' */
-    BODY_EXT,     /* chunk extensions, up to CR */
-    BODY_SIZE_LF, /* the LF of the size line */
-    BODY_DATA,    /* chunk data */
-    BODY_DATA_CR, /* the CRLF after chunk data */
+    BODY_LENGTH,       /* Content-Length bytes left */
+    BODY_SIZE,         /* chunk-size hex digits */
+    BODY_SIZE_WS,      /* BWS after the size, before ';' */
+    BODY_EXT_NAME0,    /* after ';': BWS, then a chunk-ext-name */
+    BODY_EXT_NAME,     /* in the name */
+    BODY_EXT_NAME_WS,  /* BWS after the name */
+    BODY_EXT_VALUE0,   /* after '=': BWS, then a token or quoted-string */
+    BODY_EXT_TOKEN,    /* in a token value */
+    BODY_EXT_QUOTED,   /* in a quoted-string value */
+    BODY_EXT_ESCAPE,   /* after a backslash in it */
+    BODY_EXT_VALUE_WS, /* BWS after a value */
+    BODY_SIZE_LF,      /* the LF of the size line */
+    BODY_DATA,         /* chunk data */
+    BODY_DATA_CR,      /* the CRLF after chunk data */
     BODY_DATA_LF,
     BODY_TRAILER,    /* a trailer field line, or the final CRLF */
     BODY_TRAILER_LF, /* the LF of a trailer line */

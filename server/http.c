@@ -22,7 +22,8 @@ http_scan_head(struct http_scan *s, const char *buf, size_t len,
             return HTTP_SCAN_ERROR;
         }
         if (!s->in_fields && line_len > lim->line + 1) {
-            *status = 414;
+            /* 414 is for a long target; a method that long is just bad. */
+            *status = memchr(buf + s->line_start, ' ', line_len) ? 414 : 400;
             return HTTP_SCAN_ERROR;
         }
         if (i + 1 > lim->head ||
@@ -324,6 +325,12 @@ http_check_fields(struct http_head *h, const struct http_limits *lim)
         if (http_name_is(hd, "host")) {
             if (++hosts > 1 || !http_is_host(hd->value, hd->value_len))
                 return 400;
+            /* An http URI has a host (RFC 9110 4.2.1): for origin- and
+             * asterisk-form it is Host's, so "" and ":8080" are invalid
+             * (RFC 9112 3.2: 400).  In absolute-form the target's wins. */
+            if (!h->host_from_target &&
+                (hd->value_len == 0 || hd->value[0] == ':'))
+                return 400;
             if (h->host == NULL) {
                 h->host = hd->value;
                 h->host_len = hd->value_len;
@@ -382,8 +389,31 @@ static const http_parser_settings http_settings = {
     .on_message_complete = http_on_message_complete,
 };
 
-/* Cross-check the head with http-parser.  Returns 0, 400, or 501 for a
- * method it does not know (RFC 9110 9.1). */
+static int http_run_parser(const char *buf, size_t head_len);
+
+/* A method not in http-parser's table: any token is a method (RFC 9110
+ * 9.1) and the application's to answer, so the rest of the head is
+ * cross-checked behind "GET" instead.  Our own parser checks the token. */
+static int
+http_run_parser_as_get(const char *buf, size_t head_len)
+{
+    const char *sp = memchr(buf, ' ', head_len);
+    size_t rest = sp ? head_len - (size_t)(sp - buf) : 0;
+    char *copy;
+    int status;
+
+    if (sp == NULL)
+        return 400;
+    if ((copy = malloc(rest + 3)) == NULL)
+        return 0; /* our own checks still run */
+    memcpy(copy, "GET", 3);
+    memcpy(copy + 3, sp, rest);
+    status = http_run_parser(copy, rest + 3);
+    free(copy);
+    return status;
+}
+
+/* Cross-check the head with http-parser.  Returns 0 or 400. */
 static int
 http_run_parser(const char *buf, size_t head_len)
 {
@@ -393,7 +423,7 @@ http_run_parser(const char *buf, size_t head_len)
     http_parser_init(&p, HTTP_REQUEST);
     n = http_parser_execute(&p, &http_settings, buf, head_len);
     if (HTTP_PARSER_ERRNO(&p) == HPE_INVALID_METHOD)
-        return 501;
+        return http_run_parser_as_get(buf, head_len);
     /* It refuses OWS after the digits ("5\t"), which RFC 9112 5 allows;
      * our own check of Content-Length is the strict one. */
     if (HTTP_PARSER_ERRNO(&p) == HPE_INVALID_CONTENT_LENGTH)

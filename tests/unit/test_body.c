@@ -273,12 +273,16 @@ START_TEST(test_body_chunked_extensions)
     static const char c[] = "5\t;a=b\r\nhello\r\n0\r\n\r\n"; /* BWS */
     static const char d[] = "5 \t ;a=b;c;d=\"x;y\"\r\nhello\r\n0\r\n\r\n";
     static const char e[] = "5; a = b\r\nhello\r\n0 ; z\r\n\r\n";
+    /* quoted-pair, obs-text and BWS after a value */
+    static const char f[] = "5;a=\"\\\"\\\\ \t\x80\xff\" ;b=c \t\r\nhello\r\n"
+                            "0\r\n\r\n";
 
     body_test_valid(a, strlen(a), "hello");
     body_test_valid(b, strlen(b), "hello");
     body_test_valid(c, strlen(c), "hello");
     body_test_valid(d, strlen(d), "hello");
     body_test_valid(e, strlen(e), "hello");
+    body_test_valid(f, strlen(f), "hello");
 }
 END_TEST
 
@@ -458,6 +462,22 @@ START_TEST(test_body_chunked_bad_extension)
     body_test_bad("5;a\x01\r\nhello\r\n0\r\n\r\n");
     body_test_bad("5;a\x7f\r\nhello\r\n0\r\n\r\n");
     body_test_bad_len(nul, sizeof(nul) - 1, BODY_TEST_FRAMING);
+    /* RFC 9112 7.1.1: chunk-ext-name = token, chunk-ext-val = token /
+     * quoted-string. */
+    body_test_bad("5;\r\nhello\r\n0\r\n\r\n");              /* bare ";" */
+    body_test_bad("5;a;\r\nhello\r\n0\r\n\r\n");            /* trailing ";" */
+    body_test_bad("5; ;a\r\nhello\r\n0\r\n\r\n");           /* empty name */
+    body_test_bad("5;a@b\r\nhello\r\n0\r\n\r\n");           /* not a token */
+    body_test_bad("5;a=\r\nhello\r\n0\r\n\r\n");            /* no value */
+    body_test_bad("5;=b\r\nhello\r\n0\r\n\r\n");            /* no name */
+    body_test_bad("5;a=b c\r\nhello\r\n0\r\n\r\n");         /* two tokens */
+    body_test_bad("5;a=b=c\r\nhello\r\n0\r\n\r\n");         /* "=" in a token */
+    body_test_bad("5;a=\"b\r\nhello\r\n0\r\n\r\n");         /* unterminated */
+    body_test_bad("5;a=\"b\"c\r\nhello\r\n0\r\n\r\n");      /* after quotes */
+    body_test_bad("5;a=\"b\x01\"\r\nhello\r\n0\r\n\r\n");   /* control */
+    body_test_bad("5;a=\"b\\\x01\"\r\nhello\r\n0\r\n\r\n"); /* pair */
+    body_test_bad("5;a=\"\x7f\"\r\nhello\r\n0\r\n\r\n");    /* DEL */
+    body_test_bad("5;a b\r\nhello\r\n0\r\n\r\n");           /* name, name */
 }
 END_TEST
 
