@@ -142,11 +142,23 @@ class TestCompareQuick(unittest.TestCase):
             if key[0] != 1:
                 continue
             self.assertEqual(len(r["transfers"]), 3, key)
+            why = "%s: ends %s, model %s" % (key, r["measured_ends"],
+                                              r["predicted_ends"])
+            # Nothing ends before the model allows (each request sleeps
+            # 1 s behind the ones it waits for); a loaded machine may only
+            # add, so the upper bound is generous (a 1 x 1 row ending at
+            # 2.28 s for 2 s was seen under load).
             for got, want in zip(r["measured_ends"], r["predicted_ends"]):
-                self.assertLess(abs(got - want), 0.1 * want + 0.05,
-                                "%s: ends %s, model %s" % (
-                                    key, r["measured_ends"],
-                                    r["predicted_ends"]))
+                self.assertGreater(got, want - 0.05, why)
+                self.assertLess(got, want * 1.25 + 0.25, why)
+            # Served one after the other exactly when the model says so.
+            ends = sorted(r["measured_ends"])
+            serial = sorted(r["predicted_ends"])[-1] > 2.5
+            for a, b in zip(ends, ends[1:]):
+                if serial:
+                    self.assertGreater(b - a, 0.9, why)
+                else:
+                    self.assertLess(b - a, 0.5, why)
 
     def test_report(self):
         with open(os.path.join(self.out, "report.md")) as f:
@@ -212,6 +224,8 @@ class TestCompareQuick(unittest.TestCase):
     def test_readme_untouched(self):
         self.assertEqual(digest(README), self.readme,
                          "a --quick run must not rewrite README.md")
+        self.assertIn("compare: README.md left alone: a --quick run",
+                      self.output)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
 """The sync baseline experiment, quick form: `scripts/experiment --quick`
 against FORKD_BIN / FORKD_APPS.  Three requests at once to /resource/1..3
 (1 s each) at 1 x 1, 3 x 1 and 1 x 3, and one /resources at 1 x 1: every
-row within 5 % of its prediction, and a timeline picture drawn."""
+row within 5 % of its prediction, a timeline picture drawn, and README.md
+left alone (only a complete run writes its figures)."""
 
+import hashlib
 import json
 import os
 import shutil
@@ -15,7 +17,13 @@ import zlib
 import forkdtest
 
 SCRIPT = os.path.join(forkdtest.REPO, "scripts", "experiment")
+README = os.path.join(forkdtest.REPO, "README.md")
 PYTHON = "/usr/bin/python3"
+
+
+def readme_digest():
+    with open(README, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
 
 
 def has_matplotlib():
@@ -56,6 +64,7 @@ class TestExperimentQuick(unittest.TestCase):
     def setUpClass(cls):
         forkdtest.require_binary()
         cls.out = tempfile.mkdtemp(prefix="forkd-experiment-")
+        cls.readme = readme_digest()
         env = dict(os.environ, FORKD_BIN=forkdtest.FORKD_BIN,
                    FORKD_APPS=forkdtest.FORKD_APPS)
         try:
@@ -99,6 +108,12 @@ class TestExperimentQuick(unittest.TestCase):
                 name, r["measured_s"], predicted, self.output))
             self.assertTrue(r["ok"], name)
         self.assertTrue(self.results["ok"])
+
+    def test_readme_untouched(self):
+        self.assertEqual(readme_digest(), self.readme,
+                         "a --quick run must not rewrite README.md")
+        self.assertIn("experiment: README.md left alone: a --quick run",
+                      self.output)
 
     def test_results_md(self):
         with open(os.path.join(self.out, "results.md")) as f:
