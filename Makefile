@@ -24,6 +24,23 @@ CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer \
 	-fno-sanitize-recover=all
 LDFLAGS += -fsanitize=address,undefined
 endif
+# COV=1: gcov counters in server/ (`make coverage`, gcc).  A BUILD ending
+# in "cov" implies it, so that a make run with that BUILD (as
+# test_install's `make install` does) never relinks it uninstrumented.
+# server/ is counted, at -O0 and atomically (handler threads race for the
+# counters); the unit tests themselves are not (and gcc's
+# -Wformat-truncation misjudges them at -O0).  forkd and the unit tests
+# link tests/coverage/gcov_dump.c: counters are written at TERM and _exit
+# too.
+COV ?= $(if $(filter %cov,$(BUILD)),1,0)
+ifeq ($(COV),1)
+COV_FLAGS = --coverage -O0 -fprofile-update=atomic
+COV_LDFLAGS = --coverage
+COV_LIBS = -lgcov
+COV_OBJS = $(BUILD)/gcov_dump.o
+COV_WRAP = -Wl,--wrap=signal -Wl,--wrap=sigaction -Wl,--wrap=_exit \
+	-Wl,--wrap=exit
+endif
 
 SERVER_SRCS = $(filter-out server/main.c,$(wildcard server/*.c))
 SERVER_OBJS = $(SERVER_SRCS:server/%.c=$(BUILD)/obj/%.o)
@@ -34,7 +51,7 @@ CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS = $(shell pkg-config --libs check 2>/dev/null)
 
 .PHONY: all server deps run test unit clean install uninstall fmt fmt-check \
-	experiment bench compare
+	experiment bench compare coverage
 EXPERIMENT_ARGS ?=
 BENCH_ARGS ?=
 COMPARE_ARGS ?=
@@ -49,13 +66,17 @@ deps:
 
 $(BUILD)/obj/%.o: server/%.c $(wildcard server/*.h) app/forkd.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(COV_FLAGS) -c -o $@ $<
 
 $(BUILD)/obj/main.o: debian/changelog
 
 # -rdynamic: handlers resolve forkd_* calls against the executable.
-$(BUILD)/forkd: $(BUILD)/obj/main.o $(SERVER_OBJS)
-	$(CC) $(LDFLAGS) -rdynamic -o $@ $^ $(LDLIBS)
+$(BUILD)/forkd: $(BUILD)/obj/main.o $(SERVER_OBJS) $(COV_OBJS)
+	$(CC) $(LDFLAGS) $(COV_LDFLAGS) -rdynamic -o $@ $^ $(COV_WRAP) $(LDLIBS)
+
+$(BUILD)/gcov_dump.o: tests/coverage/gcov_dump.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
 $(BUILD)/app/%.so: app/%.c app/forkd.h
 	@mkdir -p $(dir $@)
@@ -72,10 +93,11 @@ $(BUILD)/app/wsgi.so: $(WSGI_SRCS) app/wsgi/wsgi.h app/forkd.h
 	$(CC) $(CPPFLAGS) $(PY_CFLAGS) $(CFLAGS) $(LDFLAGS) -shared -fPIC -o $@ \
 		$(WSGI_SRCS) $(PY_LIBS) -lpthread
 
-$(BUILD)/tests/%: tests/unit/%.c $(SERVER_OBJS)
+$(BUILD)/tests/%: tests/unit/%.c $(SERVER_OBJS) $(COV_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(CHECK_CFLAGS) $(LDFLAGS) -rdynamic \
-		-o $@ $< $(SERVER_OBJS) $(LDLIBS) $(CHECK_LIBS)
+		-o $@ $< $(SERVER_OBJS) $(COV_OBJS) $(COV_WRAP) $(LDLIBS) \
+		$(CHECK_LIBS) $(COV_LIBS)
 
 run: deps $(BUILD)/forkd $(APPS)
 	$(BUILD)/forkd -c conf/forkd.ini
@@ -89,8 +111,17 @@ test: deps
 unit: all
 	@for t in $(UNIT); do $$t || exit 1; done
 
+# Line and branch coverage of server/*.c by the unit suites and the
+# integration tests (issue 15): build/cov/coverage.txt and coverage.html;
+# a complete run rewrites the README's coverage block.  ~4 min; not part of
+# `make test`.
+coverage: deps all
+	@scripts/coverage
+
 # The sync baseline, measured (issue 4): the wall-time table, timelines and
 # throughput rows into build/experiment/.  EXPERIMENT_ARGS=--quick: ~10 s.
+# A missed target exits 1 (EXPERIMENT_ARGS=--explore: 0); only a complete
+# run rewrites the README's experiment parts.
 experiment: deps all
 	@scripts/deps.sh bench
 	FORKD_BIN=$(BUILD)/forkd FORKD_APPS=$(BUILD)/app \
@@ -98,13 +129,15 @@ experiment: deps all
 
 # forkd side by side with nginx, uWSGI and gunicorn (issue 7):
 # build/bench/results.{json,md} and chart.png, WSGI rows too (issue 12).
-# BENCH_ARGS=--quick: ~2 min.
+# BENCH_ARGS=--quick: ~3 min.  A missed target exits 1 (BENCH_ARGS=--explore:
+# 0); only a complete run rewrites the README's Performance tables.
 bench: deps all
 	@scripts/deps.sh bench
 	$(PYTHON) scripts/bench $(BENCH_ARGS)
 
 # Sync against async (issue 8): forkd, gunicorn and uvicorn side by side:
-# build/compare/report.md and charts; a full run rewrites the README part.
+# build/compare/report.md and charts.  A missed target exits 1
+# (COMPARE_ARGS=--explore: 0); only a complete run rewrites the README part.
 compare: deps all
 	@scripts/deps.sh bench
 	FORKD_BIN=$(BUILD)/forkd FORKD_APPS=$(BUILD)/app \

@@ -14,15 +14,13 @@
 
 #include "cfg.h"
 #include "forkd.h"
+#include "handlers.h"
 
 static char app_test_dir[64];
 static struct cfg app_test_no_opts; /* no [app] options */
 
 /* The handlers, compiled once for the whole suite. */
-static const struct {
-    const char *name;
-    const char *source;
-} app_test_sources[] = {
+static const struct test_handler app_test_sources[] = {
     {"nosym", "int not_a_forkd_app = 1;\n"},
     {"badver", "#include \"forkd.h\"\n"
                "static int h(struct forkd_req *r, void *s)\n"
@@ -116,35 +114,13 @@ static const struct {
 static void
 app_test_build_all(void)
 {
-    char path[128], cmd[512];
-    FILE *f;
-
-    strcpy(app_test_dir, "/tmp/forkd-test-app-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(app_test_dir));
-    for (size_t i = 0; i < APP_TEST_N; i++) {
-        snprintf(path, sizeof(path), "%s/%s.c", app_test_dir,
-                 app_test_sources[i].name);
-        f = fopen(path, "w");
-        ck_assert_ptr_nonnull(f);
-        fputs(app_test_sources[i].source, f);
-        ck_assert_int_eq(fclose(f), 0);
-        /* -Wl,--allow-shlib-undefined is the default for -shared: undef.so
-         * links, and fails only at dlopen. */
-        snprintf(cmd, sizeof(cmd), "cc -shared -fPIC -I app -o %s/%s.so %s",
-                 app_test_dir, app_test_sources[i].name, path);
-        ck_assert_msg(system(cmd) == 0, "%s failed", cmd);
-    }
+    test_handlers_build(app_test_dir, "app", app_test_sources, APP_TEST_N);
 }
 
 static void
 app_test_remove_all(void)
 {
-    char cmd[128];
-
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", app_test_dir);
-    /* warn_unused_result: a (void) cast does not silence it */
-    int rc = system(cmd); /* a leftover temp dir is harmless */
-    (void)rc;
+    test_handlers_remove(app_test_dir);
 }
 
 static const char *
