@@ -393,14 +393,25 @@ class DeployTest(unittest.TestCase):
             return len(read_text(self.machines[addr].root +
                                  "/var/log/forkd/access.log").splitlines())
         before = {a: served(a) for a in self.machines}
-        for i in range(40):
+        # nginx's reload is asynchronous (systemctl reload nginx returns
+        # before the old workers, which know three hosts, have left):
+        # requests go on until each host has served some, for 10 s at most.
+        deadline = time.monotonic() + 10
+        i = 0
+        while True:
             r = get(main.nginx.port, "/n%d" % i)
             self.assertEqual((r.status, r.body), (200, b"Hello, World!\n"))
+            i += 1
+            if i % 20 == 0:
+                time.sleep(0.2)  # access lines are written every 100 ms
+                if all(served(a) > before[a] for a in hosts) or \
+                        time.monotonic() > deadline:
+                    break
         after = {a: served(a) for a in self.machines}
         for a in hosts:
-            self.assertTrue(wait_for(lambda: served(a) > before[a], 5),
-                            "%s served nothing: %r -> %r" % (a, before,
-                                                              after))
+            self.assertGreater(after[a], before[a], "%s served nothing of "
+                               "%d requests: %r -> %r" % (a, i, before,
+                                                           after))
         self.assertEqual(served(NGINX_HOST), before[NGINX_HOST])
 
 

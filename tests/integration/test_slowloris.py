@@ -17,7 +17,12 @@ from forkdtest import Server, connect, parse_responses
 SLOW_CONNS = 500
 TRICKLE_S = 6            # seconds of trickling (one byte per second each)
 NORMAL_REQUESTS = 200
-P99_LIMIT_S = 0.050
+# A worker held by a trickling head would make requests wait for its
+# header_timeout (10 s), or time out: the limits are far from that and from
+# what a loaded 2-core machine adds (a p99 of 77 ms was seen under load,
+# 2 ms idle), so that they fail only when the design does.
+P50_LIMIT_S = 0.050
+P99_LIMIT_S = 1.0
 # A head that never ends within the test: one byte of it per second.
 SLOW_HEAD = b"GET /slow HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"s" * 64
 HELLO_REQ = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
@@ -118,10 +123,10 @@ class SlowlorisTest(unittest.TestCase):
                         "\nslowloris: %d requests, p50 %.2f ms, p99 %.2f ms, "
                         "max %.2f ms\n" % (len(lat), percentile(lat, 50) * 1e3,
                                            p99 * 1e3, max(lat) * 1e3))
-                self.assertLess(p99, P99_LIMIT_S,
-                                "p99 %.1f ms (median %.1f ms, max %.1f ms)" %
-                                (p99 * 1000, percentile(lat, 50) * 1000,
-                                 max(lat) * 1000))
+                why = "p99 %.1f ms (median %.1f ms, max %.1f ms)" % (
+                    p99 * 1000, percentile(lat, 50) * 1000, max(lat) * 1000)
+                self.assertLess(percentile(lat, 50), P50_LIMIT_S, why)
+                self.assertLess(p99, P99_LIMIT_S, why)
                 # The slow clients were held, not dropped (they are within
                 # header_timeout and max_connections).
                 self.assertEqual(done, ["done", "0", "0"],
