@@ -65,9 +65,7 @@ daemon_ready(int ok)
 
     if (daemon_pipe < 0)
         return;
-    /* warn_unused_result: a (void) cast does not silence it */
-    ssize_t n = write(daemon_pipe, &b, 1); /* the parent may be gone: fine */
-    (void)n;
+    daemon_write_best_effort(daemon_pipe, &b, 1); /* the parent may be gone */
     close(daemon_pipe);
     daemon_pipe = -1;
 }
@@ -335,4 +333,12 @@ daemon_raise_nofile(unsigned long need, unsigned long *hard)
     }
     rl.rlim_cur = need;
     return setrlimit(RLIMIT_NOFILE, &rl);
+}
+
+void
+daemon_write_best_effort(int fd, const void *buf, size_t n)
+{
+    if (write(fd, buf, n) < 0) {
+        /* nothing to do: see daemon.h */
+    }
 }

@@ -15,6 +15,12 @@
  * child gets a new session and returns 0.  Returns -1 if fork failed. */
 int daemon_detach(void);
 
+/* write(2) when its failure is nobody's concern (a wake-up byte on a pipe
+ * that is full, a report to a parent that may be gone): the result is
+ * dropped here, once, as -D_FORTIFY_SOURCE's warn_unused_result wants
+ * it dropped.  Async-signal-safe. */
+void daemon_write_best_effort(int fd, const void *buf, size_t n);
+
 /* In the detached child: tell the waiting parent whether we started; point
  * stdin, stdout and stderr at /dev/null.  No-op when not detached. */
 void daemon_ready(int ok);

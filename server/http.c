@@ -389,41 +389,29 @@ static const http_parser_settings http_settings = {
     .on_message_complete = http_on_message_complete,
 };
 
-static int http_run_parser(const char *buf, size_t head_len);
-
-/* A method not in http-parser's table: any token is a method (RFC 9110
- * 9.1) and the application's to answer, so the rest of the head is
- * cross-checked behind "GET" instead.  Our own parser checks the token. */
-static int
-http_run_parser_as_get(const char *buf, size_t head_len)
-{
-    const char *sp = memchr(buf, ' ', head_len);
-    size_t rest = sp ? head_len - (size_t)(sp - buf) : 0;
-    char *copy;
-    int status;
-
-    if (sp == NULL)
-        return 400;
-    if ((copy = malloc(rest + 3)) == NULL)
-        return 0; /* our own checks still run */
-    memcpy(copy, "GET", 3);
-    memcpy(copy + 3, sp, rest);
-    status = http_run_parser(copy, rest + 3);
-    free(copy);
-    return status;
-}
-
-/* Cross-check the head with http-parser.  Returns 0 or 400. */
+/* Cross-check the head with http-parser.  Returns 0 or 400.  A method not
+ * in its table is still a method (any token, RFC 9110 9.1) and the
+ * application's to answer: the rest of the head is then fed to it behind
+ * "GET" (it parses in pieces, so nothing is copied); our own parser
+ * checks the token. */
 static int
 http_run_parser(const char *buf, size_t head_len)
 {
+    const char *sp;
     http_parser p;
     size_t n;
 
     http_parser_init(&p, HTTP_REQUEST);
     n = http_parser_execute(&p, &http_settings, buf, head_len);
-    if (HTTP_PARSER_ERRNO(&p) == HPE_INVALID_METHOD)
-        return http_run_parser_as_get(buf, head_len);
+    if (HTTP_PARSER_ERRNO(&p) == HPE_INVALID_METHOD &&
+        (sp = memchr(buf, ' ', head_len)) != NULL) {
+        size_t skip = (size_t)(sp - buf);
+
+        http_parser_init(&p, HTTP_REQUEST);
+        if (http_parser_execute(&p, &http_settings, "GET", 3) == 3)
+            n = skip +
+                http_parser_execute(&p, &http_settings, sp, head_len - skip);
+    }
     /* It refuses OWS after the digits ("5\t"), which RFC 9112 5 allows;
      * our own check of Content-Length is the strict one. */
     if (HTTP_PARSER_ERRNO(&p) == HPE_INVALID_CONTENT_LENGTH)

@@ -85,10 +85,8 @@ master_on_signal(int sig)
     int saved = errno;
     unsigned char b = (unsigned char)sig;
 
-    /* warn_unused_result: a (void) cast does not silence it */
-    ssize_t n =
-        write(master_pipe[1], &b, 1); /* full pipe: the event is pending */
-    (void)n;
+    /* A full pipe: the event is pending already. */
+    daemon_write_best_effort(master_pipe[1], &b, 1);
     errno = saved;
 }
 
@@ -963,7 +961,7 @@ master_wait_ms(const struct master *m)
         return 20;
     if (m->respawn_at_ms > now && m->respawn_at_ms - now < wait)
         wait = m->respawn_at_ms - now;
-    return wait > 0 && wait <= MASTER_IDLE_WAIT_MS ? (int)wait : 1;
+    return wait > 0 ? (int)wait : 1; /* timeout_wait_ms <= 1000 */
 }
 
 static int
@@ -1111,9 +1109,7 @@ master_check_child(const struct cfg *cfg, int run_init, int fd)
     } else {
         snprintf(r.err, sizeof(r.err), "%s", err);
     }
-    /* warn_unused_result: a (void) cast does not silence it */
-    ssize_t n = write(fd, &r, sizeof(r)); /* a pipe takes this much at once */
-    (void)n;
+    daemon_write_best_effort(fd, &r, sizeof(r)); /* a pipe takes it at once */
     _exit(0);
 }
 

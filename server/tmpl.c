@@ -12,6 +12,7 @@
 
 #include "app.h"
 #include "cfg.h"
+#include "daemon.h"
 #include "handoff.h"
 #include "log.h"
 #include "title.h"
@@ -52,9 +53,7 @@ tmpl_middle(const struct worker_env *env, struct app *app, int sock,
         worker_run(env, (int)slot, fds[0], app, me);
     }
     int32_t v = pid < 0 ? -errno : (int32_t)pid;
-    /* warn_unused_result: a (void) cast does not silence it */
-    ssize_t n = write(report, &v, sizeof(v));
-    (void)n;
+    daemon_write_best_effort(report, &v, sizeof(v));
     _exit(0);
 }
 

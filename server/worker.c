@@ -1082,9 +1082,7 @@ worker_begin_stop(struct worker *w, int give)
             continue;
         worker_close(w, c);
     }
-    /* warn_unused_result: a (void) cast does not silence it */
-    ssize_t n = write(w->stop_fd, &one, sizeof(one)); /* it never fills */
-    (void)n;
+    daemon_write_best_effort(w->stop_fd, &one, sizeof(one)); /* never full */
 }
 
 static void
@@ -1143,7 +1141,6 @@ worker_loop(struct worker_thread *t)
         }
         for (int i = 0; i < n && !w->stopping; i++)
             worker_event(t, evs[i].data.u64);
-
         if (worker_reopen) {
             worker_reopen = 0;
             worker_adopt_logs(w);

@@ -798,6 +798,19 @@ class Server:
         owners = pids_holding_inode(self.session(), inode)
         return owners[0] if len(owners) == 1 else None
 
+    def by_owner(self, conns, timeout=2.0):
+        """{worker pid: [conns it holds]}, asked again while a connection
+        is in flight between workers (a handoff on a loaded machine);
+        None as a key if one stays unknown after timeout seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            owners = {}
+            for c in conns:
+                owners.setdefault(self.owner_of(c.sock), []).append(c)
+            if None not in owners or time.monotonic() >= deadline:
+                return owners
+            time.sleep(0.05)
+
     def is_running(self):
         return self.proc is not None and self.proc.poll() is None
 

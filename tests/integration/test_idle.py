@@ -90,9 +90,7 @@ class IdleTest(unittest.TestCase):
                     conns.append(c)
                     c.send(b"GET /?ms=1 HTTP/1.1\r\nHost: x\r\n\r\n")
                     self.assertEqual(c.read_response(timeout=2).status, 200)
-                by_owner = {}
-                for c in conns:
-                    by_owner.setdefault(s.owner_of(c.sock), []).append(c)
+                by_owner = s.by_owner(conns)
                 self.assertNotIn(None, by_owner)
                 group = max(by_owner.values(), key=len)
                 self.assertGreaterEqual(len(group), 2)

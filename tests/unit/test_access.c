@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fixture.h"
 #include "forkd.h"
 #include "http.h"
 #include "log.h"
@@ -31,12 +32,7 @@ access_test_make_dir(void)
 static void
 access_test_remove_dir(void)
 {
-    char cmd[128];
-
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", access_test_dir);
-    /* warn_unused_result: a (void) cast does not silence it */
-    int rc = system(cmd); /* a leftover temp dir is harmless */
-    (void)rc;
+    test_rmdir(access_test_dir);
 }
 
 static const struct http_limits access_test_lim = {

@@ -13,8 +13,8 @@
 #include <unistd.h>
 
 #include "cfg.h"
+#include "fixture.h"
 #include "forkd.h"
-#include "handlers.h"
 
 static char app_test_dir[64];
 static struct cfg app_test_no_opts; /* no [app] options */
@@ -120,7 +120,7 @@ app_test_build_all(void)
 static void
 app_test_remove_all(void)
 {
-    test_handlers_remove(app_test_dir);
+    test_rmdir(app_test_dir);
 }
 
 static const char *

@@ -2,6 +2,7 @@
  * final checks.  Every error must be one line "FILE:LINE: KEY: message"
  * naming the line that is wrong. */
 #include "cfg.h"
+#include "fixture.h"
 
 #include <check.h>
 #include <limits.h>
@@ -23,12 +24,7 @@ cfg_test_setup(void)
 static void
 cfg_test_teardown(void)
 {
-    char cmd[128];
-
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", cfg_test_dir);
-    /* warn_unused_result: a (void) cast does not silence it */
-    int rc = system(cmd); /* a leftover temp dir is harmless */
-    (void)rc;
+    test_rmdir(cfg_test_dir);
 }
 
 /* Write text to cfg_test_dir/name; the path goes to out. */

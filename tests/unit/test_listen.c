@@ -1,6 +1,7 @@
 /* test_listen: bind addresses (parse) and the listening sockets (open),
  * including the unix path rules: refuse a live server's path and any file
  * that is not a socket, replace a stale socket. */
+#include "fixture.h"
 #include "listen.h"
 
 #include <arpa/inet.h>
@@ -28,12 +29,7 @@ listen_test_setup(void)
 static void
 listen_test_teardown(void)
 {
-    char cmd[128];
-
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", listen_test_dir);
-    /* warn_unused_result: a (void) cast does not silence it */
-    int rc = system(cmd); /* a leftover temp dir is harmless */
-    (void)rc;
+    test_rmdir(listen_test_dir);
 }
 
 /* A path in the suite's directory, free of what an earlier test left. */

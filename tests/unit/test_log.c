@@ -2,6 +2,7 @@
  * whatever the message holds), level filtering, reopening after rotation,
  * and the access log's per-thread buffers.  Every test writes to its own
  * files in the suite's temp directory and reads them back. */
+#include "fixture.h"
 #include "log.h"
 
 #include <check.h>
@@ -28,12 +29,7 @@ log_test_make_dir(void)
 static void
 log_test_remove_dir(void)
 {
-    char cmd[128];
-
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", log_test_dir);
-    /* warn_unused_result: a (void) cast does not silence it */
-    int rc = system(cmd); /* a leftover temp dir is harmless */
-    (void)rc;
+    test_rmdir(log_test_dir);
 }
 
 /* out = log_test_dir/name, removed if an earlier run left it. */

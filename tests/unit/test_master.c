@@ -21,8 +21,8 @@
 
 #include "app.h"
 #include "cfg.h"
+#include "fixture.h"
 #include "forkd.h"
-#include "handlers.h"
 
 static char master_test_dir[64];
 
@@ -78,7 +78,7 @@ master_test_build_all(void)
 static void
 master_test_remove_all(void)
 {
-    test_handlers_remove(master_test_dir);
+    test_rmdir(master_test_dir);
 }
 
 /* A configuration with defaults whose handler is path. */

@@ -20,6 +20,7 @@
 #include "cfg.h"
 #include "conn.h"
 #include "environ.h"
+#include "fixture.h"
 #include "forkd.h"
 #include "http.h"
 #include "log.h"
@@ -42,12 +43,7 @@ resp_test_make_dir(void)
 static void
 resp_test_remove_dir(void)
 {
-    char cmd[128];
-
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", resp_test_dir);
-    /* warn_unused_result: a (void) cast does not silence it */
-    int rc = system(cmd); /* a leftover temp dir is harmless */
-    (void)rc;
+    test_rmdir(resp_test_dir);
 }
 
 struct resp_test {

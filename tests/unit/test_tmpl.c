@@ -29,14 +29,12 @@
 
 #include "app.h"
 #include "cfg.h"
-#include "handlers.h"
+#include "fixture.h"
 #include "handoff.h"
 #include "listen.h"
 #include "log.h"
 #include "scoreboard.h"
 #include "worker.h"
-
-#define TMPL_TEST_WAIT_MS 5000
 
 #define TMPL_TEST_HANDLE                                                       \
     "static int h(struct forkd_req *r, void *s)\n"                             \
@@ -87,7 +85,7 @@ tmpl_test_build_all(void)
 static void
 tmpl_test_remove_all(void)
 {
-    test_handlers_remove(tmpl_test_dir);
+    test_rmdir(tmpl_test_dir);
 }
 
 /* --- the command socket, without a template ------------------------------- */
@@ -226,13 +224,7 @@ END_TEST
 /* What the master holds for a generation: its configuration, handler,
  * listening socket, scoreboard and handoff pair. */
 struct tmpl_test_gen {
-    char dir[64];
-    char log[128];
-    struct cfg cfg;
-    struct app app;
-    struct listener ls;
-    struct sb board;
-    struct worker_env env;
+    struct test_gen g;
     struct tmpl t;
 };
 
@@ -245,56 +237,24 @@ tmpl_test_close_nothing(void *arg)
 static void
 tmpl_test_gen_start(struct tmpl_test_gen *g, const char *handler)
 {
-    char addr[128];
-
-    memset(g, 0, sizeof(*g));
-    strcpy(g->dir, "/tmp/forkd-test-tmpl-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(g->dir));
-    snprintf(g->log, sizeof(g->log), "%s/error.log", g->dir);
-    ck_assert_int_eq(log_open(g->log, NULL, FORKD_LOG_DEBUG), 0);
-    ck_assert_int_eq(cfg_init(&g->cfg), 0);
-    ck_assert_int_eq(app_set_path(&g->app, handler), 0);
-    snprintf(addr, sizeof(addr), "unix:%s/http.sock", g->dir);
-    ck_assert_int_eq(listen_open(&g->ls, addr, 16), 0);
-    ck_assert_int_eq(sb_open(&g->board, 1, g->cfg.threads), 0);
-    ck_assert_int_eq(handoff_open(g->env.handoff), 0);
-    g->env.cfg = &g->cfg;
-    g->env.app = &g->app;
-    g->env.ls = &g->ls;
-    g->env.n_ls = 1;
-    g->env.board = &g->board;
-    g->env.master = getpid();
-    g->env.gen = 7;
-    g->env.creds.uid = (uid_t)-1;
-    g->env.creds.gid = (gid_t)-1;
+    test_gen_open(&g->g, "tmpl", handler, 7);
     g->t.mode = TMPL_ASK;
     g->t.fd = -1;
-    signal(SIGPIPE, SIG_IGN);
-    ck_assert_int_eq(tmpl_start(&g->t, &g->env, tmpl_test_close_nothing, NULL),
-                     0);
+    ck_assert_int_eq(
+        tmpl_start(&g->t, &g->g.env, tmpl_test_close_nothing, NULL), 0);
     ck_assert_int_gt(g->t.pid, 0);
 }
 
 static void
 tmpl_test_gen_stop(struct tmpl_test_gen *g)
 {
-    char cmd[128];
-
     if (g->t.pid > 0) {
         kill(g->t.pid, SIGKILL);
         (void)waitpid(g->t.pid, NULL, 0);
     }
     if (g->t.fd >= 0)
         close(g->t.fd);
-    close(g->env.handoff[0]);
-    close(g->env.handoff[1]);
-    sb_close(&g->board);
-    listen_close(&g->ls, 1);
-    app_close(&g->app);
-    cfg_fini(&g->cfg);
-    log_close();
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", g->dir);
-    ck_assert_int_eq(system(cmd), 0);
+    test_gen_close(&g->g);
 }
 
 static const char *
@@ -307,50 +267,15 @@ tmpl_test_so(const char *name)
 }
 
 /* The next message from the template: tmpl_recv's result, waiting for
- * one up to TMPL_TEST_WAIT_MS. */
+ * one up to TEST_WAIT_MS. */
 static int
 tmpl_test_recv(struct tmpl *t, struct tmpl_msg *m)
 {
     struct pollfd p = {.fd = t->fd, .events = POLLIN};
 
-    if (t->fd >= 0 && poll(&p, 1, TMPL_TEST_WAIT_MS) <= 0)
+    if (t->fd >= 0 && poll(&p, 1, TEST_WAIT_MS) <= 0)
         return 0;
     return tmpl_recv(t, m);
-}
-
-/* pid's exit status, waiting for it up to TMPL_TEST_WAIT_MS. */
-static int
-tmpl_test_wait(pid_t pid)
-{
-    int status = 0;
-
-    for (int i = 0; i < TMPL_TEST_WAIT_MS / 10; i++) {
-        pid_t r = waitpid(pid, &status, WNOHANG);
-        ck_assert_int_ge(r, 0);
-        if (r == pid)
-            return status;
-        usleep(10000);
-    }
-    kill(pid, SIGKILL);
-    (void)waitpid(pid, &status, 0);
-    ck_abort_msg("pid %d did not exit within %d ms", (int)pid,
-                 TMPL_TEST_WAIT_MS);
-    return -1;
-}
-
-static int
-tmpl_test_logged(const struct tmpl_test_gen *g, const char *want)
-{
-    char line[512];
-    int found = 0;
-    FILE *f = fopen(g->log, "r");
-
-    if (f == NULL)
-        return 0;
-    while (!found && fgets(line, sizeof(line), f) != NULL)
-        found = strstr(line, want) != NULL;
-    fclose(f);
-    return found;
 }
 
 START_TEST(test_tmpl_start_no_preload)
@@ -362,7 +287,7 @@ START_TEST(test_tmpl_start_no_preload)
     tmpl_test_gen_start(&g, tmpl_test_so("declines"));
     ck_assert_int_eq(tmpl_test_recv(&g.t, &m), 1);
     ck_assert_uint_eq(m.what, TMPL_NO_PRELOAD);
-    status = tmpl_test_wait(g.t.pid);
+    status = test_wait_pid(g.t.pid);
     g.t.pid = 0;
     ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     ck_assert_int_eq(tmpl_test_recv(&g.t, &m), -1); /* it closed its end */
@@ -378,48 +303,27 @@ START_TEST(test_tmpl_start_fails)
 
     tmpl_test_gen_start(&g, tmpl_test_so("no-such-handler"));
     ck_assert_int_eq(tmpl_test_recv(&g.t, &m), -1);
-    status = tmpl_test_wait(g.t.pid);
+    status = test_wait_pid(g.t.pid);
     g.t.pid = 0;
     ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == WORKER_EXIT_BOOT);
-    ck_assert(tmpl_test_logged(&g, "template: "));
-    ck_assert(tmpl_test_logged(&g, "no-such-handler.so"));
+    ck_assert(test_gen_logged(&g.g, "template: "));
+    ck_assert(test_gen_logged(&g.g, "no-such-handler.so"));
     tmpl_test_gen_stop(&g);
 
     tmpl_test_gen_start(&g, tmpl_test_so("refuses"));
     ck_assert_int_eq(tmpl_test_recv(&g.t, &m), -1);
-    status = tmpl_test_wait(g.t.pid);
+    status = test_wait_pid(g.t.pid);
     g.t.pid = 0;
     ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == WORKER_EXIT_BOOT);
-    ck_assert(tmpl_test_logged(&g, "refuses.so: preload failed"));
+    ck_assert(test_gen_logged(&g.g, "refuses.so: preload failed"));
     tmpl_test_gen_stop(&g);
 }
 END_TEST
-
-/* Read from fd until want has arrived (1), or EOF or the wait is over. */
-static int
-tmpl_test_read_until(int fd, char *buf, size_t cap, const char *want)
-{
-    struct pollfd p = {.fd = fd, .events = POLLIN};
-    size_t n = 0;
-
-    buf[0] = '\0';
-    for (int i = 0; i < 100 && strstr(buf, want) == NULL; i++) {
-        if (poll(&p, 1, TMPL_TEST_WAIT_MS) <= 0)
-            return 0;
-        ssize_t k = read(fd, buf + n, cap - 1 - n);
-        if (k <= 0)
-            return 0;
-        n += (size_t)k;
-        buf[n] = '\0';
-    }
-    return strstr(buf, want) != NULL;
-}
 
 START_TEST(test_tmpl_forks_preloaded_worker)
 {
     struct tmpl_test_gen g;
     struct tmpl_msg m;
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
     uint32_t bad = 0;
     int chan[2], none[2] = {-1, -1}, fd, status;
     char buf[4096];
@@ -450,35 +354,31 @@ START_TEST(test_tmpl_forks_preloaded_worker)
     for (int i = 0; i < 500 && !tmpl_owns(worker, (uid_t)-1); i++)
         usleep(10000);
     ck_assert_int_eq(tmpl_owns(worker, geteuid()), 1);
-    ck_assert_int_ne(g.board.slots[0].state, SB_IDLE); /* waits for us */
+    ck_assert_int_ne(g.g.board.slots[0].state, SB_IDLE); /* waits for us */
     /* The master's word: it took the worker. */
     ck_assert_int_eq(handoff_send_fds(chan[0], none, 2), 0);
-    for (int i = 0; i < 500 && g.board.slots[0].state != SB_IDLE; i++)
+    for (int i = 0; i < 500 && g.g.board.slots[0].state != SB_IDLE; i++)
         usleep(10000);
-    ck_assert_int_eq(g.board.slots[0].state, SB_IDLE);
-    ck_assert_uint_eq(g.board.slots[0].gen, 7);
+    ck_assert_int_eq(g.g.board.slots[0].state, SB_IDLE);
+    ck_assert_uint_eq(g.g.board.slots[0].gen, 7);
 
     /* It serves with the state preload left (init kept it). */
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    ck_assert_int_ge(fd, 0);
-    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", g.ls.unix_path);
-    ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    fd = test_gen_connect(&g.g);
     ck_assert_int_eq(write(fd, "GET / HTTP/1.0\r\n\r\n", 18), 18);
-    ck_assert_msg(
-        tmpl_test_read_until(fd, buf, sizeof(buf), "\r\n\r\npreloaded"),
-        "got: %s", buf);
+    ck_assert_msg(test_read_until(fd, buf, sizeof(buf), "\r\n\r\npreloaded", 1),
+                  "got: %s", buf);
     close(fd);
 
     ck_assert_int_eq(kill(worker, SIGQUIT), 0);
-    status = tmpl_test_wait(worker);
+    status = test_wait_pid(worker);
     ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
                   "worker status 0x%x", status);
     /* The master retires the generation: TERM. */
     tmpl_stop(&g.t);
-    status = tmpl_test_wait(g.t.pid);
+    status = test_wait_pid(g.t.pid);
     g.t.pid = 0;
     ck_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGTERM);
-    ck_assert(tmpl_test_logged(&g, "preload.so preloaded"));
+    ck_assert(test_gen_logged(&g.g, "preload.so preloaded"));
     close(chan[0]);
     tmpl_test_gen_stop(&g);
 }

@@ -28,13 +28,11 @@
 
 #include "app.h"
 #include "cfg.h"
-#include "handlers.h"
+#include "fixture.h"
 #include "handoff.h"
 #include "listen.h"
 #include "log.h"
 #include "scoreboard.h"
-
-#define WORKER_TEST_WAIT_MS 5000
 
 static const struct test_handler worker_test_sources[] = {
     {"init_fails", "#include \"forkd.h\"\n"
@@ -53,13 +51,7 @@ static const struct test_handler worker_test_sources[] = {
 
 /* What the master would hold for one worker. */
 struct worker_test {
-    char dir[64];
-    char log[128];
-    struct cfg cfg;
-    struct app app;
-    struct listener ls;
-    struct sb board;
-    struct worker_env env;
+    struct test_gen g;
     int chan[2]; /* the log channel: [0] the master's end */
     pid_t pid;
 };
@@ -76,7 +68,7 @@ worker_test_build_all(void)
 static void
 worker_test_remove_all(void)
 {
-    test_handlers_remove(worker_test_dir);
+    test_rmdir(worker_test_dir);
 }
 
 /* An example handler of FORKD_APPS (build/app by default). */
@@ -103,34 +95,12 @@ worker_test_built(const char *name)
 static void
 worker_test_init(struct worker_test *w, const char *handler)
 {
-    char addr[128];
-
-    memset(w, 0, sizeof(*w));
-    strcpy(w->dir, "/tmp/forkd-test-worker-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(w->dir));
-    snprintf(w->log, sizeof(w->log), "%s/error.log", w->dir);
-    ck_assert_int_eq(log_open(w->log, NULL, FORKD_LOG_DEBUG), 0);
-    ck_assert_int_eq(cfg_init(&w->cfg), 0);
-    ck_assert_int_eq(app_set_path(&w->app, handler), 0);
-    snprintf(addr, sizeof(addr), "unix:%s/http.sock", w->dir);
-    ck_assert_int_eq(listen_open(&w->ls, addr, 16), 0);
-    ck_assert_int_eq(sb_open(&w->board, 1, w->cfg.threads), 0);
-    ck_assert_int_eq(handoff_open(w->env.handoff), 0);
+    test_gen_open(&w->g, "worker", handler, 1);
     ck_assert_int_eq(socketpair(AF_UNIX,
                                 SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
                                 w->chan),
                      0);
-    w->env.cfg = &w->cfg;
-    w->env.app = &w->app;
-    w->env.ls = &w->ls;
-    w->env.n_ls = 1;
-    w->env.board = &w->board;
-    w->env.master = getpid();
-    w->env.gen = 1;
-    w->env.creds.uid = (uid_t)-1;
-    w->env.creds.gid = (gid_t)-1;
     w->pid = -1;
-    signal(SIGPIPE, SIG_IGN);
 }
 
 static void
@@ -140,7 +110,7 @@ worker_test_fork(struct worker_test *w)
     ck_assert_int_ge(w->pid, 0);
     if (w->pid == 0) {
         close(w->chan[0]);
-        worker_run(&w->env, 0, w->chan[1], NULL, 0);
+        worker_run(&w->g.env, 0, w->chan[1], NULL, 0);
     }
     close(w->chan[1]);
     w->chan[1] = -1;
@@ -150,116 +120,39 @@ worker_test_fork(struct worker_test *w)
 static int
 worker_test_wait(struct worker_test *w)
 {
-    int status = 0;
+    pid_t pid = w->pid;
 
-    for (int i = 0; i < WORKER_TEST_WAIT_MS / 10; i++) {
-        pid_t r = waitpid(w->pid, &status, WNOHANG);
-        ck_assert_int_ge(r, 0);
-        if (r == w->pid) {
-            w->pid = -1;
-            return status;
-        }
-        usleep(10000);
-    }
-    kill(w->pid, SIGKILL);
-    (void)waitpid(w->pid, &status, 0);
     w->pid = -1;
-    ck_abort_msg("the worker did not exit within %d ms", WORKER_TEST_WAIT_MS);
-    return -1;
+    return test_wait_pid(pid);
 }
 
 static void
 worker_test_wait_ready(struct worker_test *w)
 {
-    for (int i = 0; i < WORKER_TEST_WAIT_MS / 10; i++) {
-        if (w->board.slots[0].state == SB_IDLE)
+    for (int i = 0; i < TEST_WAIT_MS / 10; i++) {
+        if (w->g.board.slots[0].state == SB_IDLE)
             return;
         ck_assert_int_eq(waitpid(w->pid, NULL, WNOHANG), 0); /* alive */
         usleep(10000);
     }
-    ck_abort_msg("the worker was not ready within %d ms", WORKER_TEST_WAIT_MS);
+    ck_abort_msg("the worker was not ready within %d ms", TEST_WAIT_MS);
 }
 
 static void
 worker_test_fini(struct worker_test *w)
 {
-    char cmd[128];
-
     if (w->pid > 0) {
         kill(w->pid, SIGKILL);
         (void)waitpid(w->pid, NULL, 0);
     }
     close(w->chan[0]);
-    close(w->env.handoff[0]);
-    close(w->env.handoff[1]);
-    sb_close(&w->board);
-    listen_close(&w->ls, 1);
-    app_close(&w->app);
-    cfg_fini(&w->cfg);
-    log_close();
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", w->dir);
-    ck_assert_int_eq(system(cmd), 0);
-}
-
-/* Whether the error log has a line containing want. */
-static int
-worker_test_logged(const struct worker_test *w, const char *want)
-{
-    char line[512];
-    int found = 0;
-    FILE *f = fopen(w->log, "r");
-
-    if (f == NULL)
-        return 0;
-    while (!found && fgets(line, sizeof(line), f) != NULL)
-        found = strstr(line, want) != NULL;
-    fclose(f);
-    return found;
-}
-
-static int
-worker_test_connect(const struct worker_test *w)
-{
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-    ck_assert_int_ge(fd, 0);
-    snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", w->ls.unix_path);
-    ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    return fd;
+    test_gen_close(&w->g);
 }
 
 static void
 worker_test_send(int fd, const char *s)
 {
     ck_assert_int_eq(write(fd, s, strlen(s)), (ssize_t)strlen(s));
-}
-
-/* Read from fd until want has arrived (1), or EOF, or the wait is over
- * (0); what came is in buf. */
-static int
-worker_test_read_until(int fd, char *buf, size_t cap, const char *want,
-                       int count)
-{
-    struct pollfd p = {.fd = fd, .events = POLLIN};
-    size_t n = 0;
-
-    buf[0] = '\0';
-    for (int i = 0; i < 100; i++) {
-        int seen = 0;
-        for (const char *at = buf; (at = strstr(at, want)) != NULL; at++)
-            seen++;
-        if (seen >= count)
-            return 1;
-        if (poll(&p, 1, WORKER_TEST_WAIT_MS) <= 0)
-            return 0;
-        ssize_t k = read(fd, buf + n, cap - 1 - n);
-        if (k <= 0)
-            return 0;
-        n += (size_t)k;
-        buf[n] = '\0';
-    }
-    return 0;
 }
 
 /* EOF from the worker within the wait: it closed the connection. */
@@ -270,7 +163,7 @@ worker_test_closed(int fd)
     char buf[4096];
 
     for (int i = 0; i < 100; i++) {
-        if (poll(&p, 1, WORKER_TEST_WAIT_MS) <= 0)
+        if (poll(&p, 1, TEST_WAIT_MS) <= 0)
             return 0;
         ssize_t k = read(fd, buf, sizeof(buf));
         if (k == 0)
@@ -290,33 +183,30 @@ START_TEST(test_worker_serves_until_quit)
     worker_test_init(&w, worker_test_example("hello"));
     worker_test_fork(&w);
     worker_test_wait_ready(&w);
-    ck_assert_int_eq(w.board.slots[0].pid, w.pid);
-    ck_assert_uint_eq(w.board.slots[0].gen, 1);
+    ck_assert_int_eq(w.g.board.slots[0].pid, w.pid);
+    ck_assert_uint_eq(w.g.board.slots[0].gen, 1);
 
     /* One request, then two pipelined on the same kept-alive connection. */
-    fd = worker_test_connect(&w);
+    fd = test_gen_connect(&w.g);
     worker_test_send(fd, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
-    ck_assert_msg(
-        worker_test_read_until(fd, buf, sizeof(buf), "Hello, World!\n", 1),
-        "got: %s", buf);
+    ck_assert_msg(test_read_until(fd, buf, sizeof(buf), "Hello, World!\n", 1),
+                  "got: %s", buf);
     ck_assert_int_eq(strncmp(buf, "HTTP/1.1 200 OK\r\n", 17), 0);
     worker_test_send(fd, "GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
                          "GET /b HTTP/1.1\r\nHost: x\r\n\r\n");
-    ck_assert_msg(
-        worker_test_read_until(fd, buf, sizeof(buf), "Hello, World!\n", 2),
-        "got: %s", buf);
+    ck_assert_msg(test_read_until(fd, buf, sizeof(buf), "Hello, World!\n", 2),
+                  "got: %s", buf);
     close(fd);
 
     /* A bad head: 400 from the server itself, and the connection closed. */
-    fd = worker_test_connect(&w);
+    fd = test_gen_connect(&w.g);
     worker_test_send(fd, "GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n");
-    ck_assert_msg(
-        worker_test_read_until(fd, buf, sizeof(buf), "HTTP/1.1 400 ", 1),
-        "got: %s", buf);
+    ck_assert_msg(test_read_until(fd, buf, sizeof(buf), "HTTP/1.1 400 ", 1),
+                  "got: %s", buf);
     ck_assert(worker_test_closed(fd));
     close(fd);
 
-    ck_assert_uint_ge(w.board.slots[0].requests, 3);
+    ck_assert_uint_ge(w.g.board.slots[0].requests, 3);
     ck_assert_int_eq(kill(w.pid, SIGQUIT), 0);
     status = worker_test_wait(&w);
     ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status 0x%x",
@@ -336,10 +226,9 @@ START_TEST(test_worker_quit_is_graceful)
     worker_test_init(&w, worker_test_example("hello"));
     worker_test_fork(&w);
     worker_test_wait_ready(&w);
-    fd = worker_test_connect(&w);
+    fd = test_gen_connect(&w.g);
     worker_test_send(fd, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
-    ck_assert(
-        worker_test_read_until(fd, buf, sizeof(buf), "Hello, World!\n", 1));
+    ck_assert(test_read_until(fd, buf, sizeof(buf), "Hello, World!\n", 1));
     ck_assert_int_eq(kill(w.pid, SIGQUIT), 0);
     ck_assert(worker_test_closed(fd));
     close(fd);
@@ -361,7 +250,7 @@ START_TEST(test_worker_handler_missing)
     status = worker_test_wait(&w);
     ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == WORKER_EXIT_BOOT,
                   "status 0x%x", status);
-    ck_assert(worker_test_logged(&w, "no-such-handler.so"));
+    ck_assert(test_gen_logged(&w.g, "no-such-handler.so"));
     worker_test_fini(&w);
 }
 END_TEST
@@ -375,7 +264,7 @@ START_TEST(test_worker_handler_init_fails)
     worker_test_fork(&w);
     status = worker_test_wait(&w);
     ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == WORKER_EXIT_BOOT);
-    ck_assert(worker_test_logged(&w, "init_fails.so: init failed"));
+    ck_assert(test_gen_logged(&w.g, "init_fails.so: init failed"));
     worker_test_fini(&w);
 }
 END_TEST
@@ -388,11 +277,11 @@ START_TEST(test_worker_master_gone)
     int status;
 
     worker_test_init(&w, worker_test_example("hello"));
-    w.env.master = getppid();
+    w.g.env.master = getppid();
     worker_test_fork(&w);
     status = worker_test_wait(&w);
     ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == WORKER_EXIT_BOOT);
-    ck_assert_int_ne(w.board.slots[0].state, SB_IDLE);
+    ck_assert_int_ne(w.g.board.slots[0].state, SB_IDLE);
     worker_test_fini(&w);
 }
 END_TEST
