@@ -5,7 +5,7 @@
 set -eu
 
 build="gcc make pkg-config libhttp-parser-dev libinih-dev check python3-dev"
-test="$build curl python3 dpkg-dev debhelper lintian mandoc systemd gcovr python3-matplotlib valgrind clang libclang-rt-14-dev clang-format nginx gunicorn python3-flask python3-uvicorn python3-starlette strace python3-django prometheus"
+test="$build curl wrk python3 dpkg-dev debhelper lintian mandoc systemd gcovr python3-matplotlib valgrind clang libclang-rt-14-dev clang-format nginx gunicorn python3-flask python3-uvicorn python3-starlette strace python3-django prometheus"
 bench="$test wrk strace gunicorn python3-flask python3-uvicorn python3-starlette uwsgi-core uwsgi-plugin-python3 apache2-bin libapache2-mod-wsgi-py3 apache2-utils libcap-dev libpcre3-dev libssl-dev uuid-dev zlib1g-dev"
 
 case "${1:-test}" in

@@ -15,6 +15,7 @@
 
 #include "listen.h"
 #include "log.h"
+#include "spread.h"
 
 /* Debian's inih reads lines with fgets into INI_MAX_LINE (200) bytes, so a
  * line longer than 199 characters is silently split. */
@@ -633,7 +634,9 @@ cfg_set_app(struct cfg_load *ld, const char *name, const char *value, char *msg,
 unsigned long
 cfg_nofile_need(const struct cfg *c)
 {
-    return (unsigned long)c->max_connections + 1 + c->threads + c->n_binds + 64;
+    /* The inboxes: the master holds both ends of each. */
+    return (unsigned long)c->max_connections + 1 + c->threads + c->n_binds +
+           64 + 2 * SPREAD_SLOTS;
 }
 
 int

@@ -20,6 +20,7 @@
 #include "listen.h"
 #include "log.h"
 #include "scoreboard.h"
+#include "spread.h"
 #include "stats.h"
 #include "title.h"
 #include "tmpl.h"
@@ -58,6 +59,7 @@ struct master {
     unsigned gen_of[MASTER_MAX_WORKERS];
     unsigned char retiring[MASTER_MAX_WORKERS];
     int chan[MASTER_MAX_WORKERS]; /* the master's end of each log channel */
+    int inbox[SPREAD_SLOTS][2];   /* each slot's, once opened (spread.h) */
     unsigned next_gen;
     unsigned target; /* workers wanted of the current generation */
     int ready;       /* the ready line was logged */
@@ -309,15 +311,37 @@ master_tmpl_ready(struct master *m)
     return 0;
 }
 
+/* Open the inboxes of the slots the next n workers will take, before
+ * they (or the template that forks them) are forked: a worker knows the
+ * inboxes opened before it.  One that cannot be opened leaves its slot
+ * out of the spread. */
+static void
+master_open_inboxes(struct master *m, unsigned n)
+{
+    for (unsigned i = 0; i < SPREAD_SLOTS && n > 0; i++) {
+        if (m->pid[i] != 0)
+            continue;
+        n--;
+        if (m->inbox[i][0] < 0 && spread_open(m->inbox[i]) < 0) {
+            log_warn("worker %u: no inbox: %s", i, strerror(errno));
+            m->inbox[i][0] = m->inbox[i][1] = -1;
+        }
+    }
+}
+
 /* Start the workers of the current generation that are missing. */
 static void
 master_fill(struct master *m)
 {
     unsigned have;
 
-    if (m->stopping || sb_now_ms() < m->respawn_at_ms || !master_tmpl_ready(m))
+    if (m->stopping || sb_now_ms() < m->respawn_at_ms)
         return;
     have = master_count_current(m, 0);
+    if (have < m->target)
+        master_open_inboxes(m, m->target - have);
+    if (!master_tmpl_ready(m))
+        return;
     for (unsigned i = 0; i < MASTER_MAX_WORKERS && have < m->target; i++) {
         if (m->pid[i] == 0) {
             master_spawn(m, i);
@@ -424,6 +448,15 @@ master_slot_free(struct master *m, unsigned i)
     if (m->pid[i] > 0) {
         m->view.handoffs_given += m->sb[i].handoffs_given;
         m->view.handoffs_taken += m->sb[i].handoffs_taken;
+        m->view.spread_given += m->sb[i].spread_given;
+    }
+    /* Sent to the inbox of a worker that has gone, or was going: another
+     * worker takes them from the handoff queue.  The master only moves
+     * the messages; it never looks at what they carry (DESIGN 8). */
+    if (i < SPREAD_SLOTS && m->inbox[i][1] >= 0) {
+        unsigned n = spread_rescue(m->inbox[i][1], m->cur->env.handoff[0]);
+        if (n > 0)
+            log_info("worker %u: %u connections in its inbox passed on", i, n);
     }
     sb_reset(&m->board, i);
     m->pid[i] = 0;
@@ -1045,6 +1078,10 @@ master_init(struct master *m, struct cfg *cfg, struct app *app,
     m->target = cfg->workers;
     for (unsigned i = 0; i < MASTER_MAX_WORKERS; i++)
         m->chan[i] = -1;
+    for (unsigned i = 0; i < SPREAD_SLOTS; i++)
+        m->inbox[i][0] = m->inbox[i][1] = -1;
+    m->cur->env.inbox = m->inbox;
+    m->cur->env.n_inbox = SPREAD_SLOTS;
     m->view.start_s = (uint64_t)time(NULL);
     stats_init(&m->stats);
     /* Bound like the listeners, as root: a first start that cannot
@@ -1203,6 +1240,10 @@ master_run(struct cfg *cfg, struct app *app, const struct master_app_info *info,
     sb_close(&m->board);
     close(m->cur->env.handoff[0]);
     close(m->cur->env.handoff[1]);
+    for (unsigned i = 0; i < SPREAD_SLOTS; i++)
+        for (int e = 0; e < 2; e++)
+            if (m->inbox[i][e] >= 0)
+                close(m->inbox[i][e]);
     master_gen_free(m->prev);
     master_gen_free(m->cur);
     free(m);

@@ -39,6 +39,14 @@ struct sb_slot {
     volatile uint64_t started_s;    /* wall clock at boot */
     uint64_t handoffs_given;        /* connections passed to another */
     uint64_t handoffs_taken;        /* and taken from one */
+    /* The spread (spread.h): connections held, whether the worker reads
+     * its inbox, and what was sent there (by other workers, atomic adds)
+     * and taken from it. */
+    volatile unsigned conns;
+    volatile int inbox;
+    uint64_t inbox_sent;
+    uint64_t inbox_taken;
+    uint64_t spread_given; /* new connections passed to another's inbox */
 };
 
 /* What one handler thread served; the master sums them. */

@@ -62,7 +62,7 @@ stats_printf(struct stats_buf *b, const char *fmt, ...)
 
 struct stats_sum {
     struct sb_counts c;
-    uint64_t given, taken;
+    uint64_t given, taken, spread;
     unsigned workers[4]; /* by enum sb_state */
     unsigned busy, idle; /* handler threads of serving workers */
 };
@@ -101,6 +101,7 @@ stats_sum(const struct stats_view *v, struct stats_sum *s)
     s->c = v->dead;
     s->given = v->handoffs_given;
     s->taken = v->handoffs_taken;
+    s->spread = v->spread_given;
     for (size_t i = 0; i < v->n_slots; i++) {
         const struct sb_slot *slot = &v->board->slots[i];
         if (v->pid[i] <= 0)
@@ -109,6 +110,7 @@ stats_sum(const struct stats_view *v, struct stats_sum *s)
         s->workers[st]++;
         s->given += slot->handoffs_given;
         s->taken += slot->handoffs_taken;
+        s->spread += slot->spread_given;
         for (size_t t = 0; t < v->board->n_threads; t++) {
             const struct sb_thread *th = sb_thread(v->board, i, t);
             sb_add_counts(&s->c, &th->counts);
@@ -350,6 +352,12 @@ stats_workers(struct stats_buf *b, const struct stats_view *v,
         if (v->pid[i] > 0)
             stats_printf(b, "forkd_worker_resident_bytes{slot=\"%zu\"} %lu\n",
                          i, stats_rss_kb(v->pid[i]) * 1024);
+    stats_metric(b, "worker_connections", "gauge",
+                 "Client connections each worker holds.");
+    for (size_t i = 0; i < v->n_slots; i++)
+        if (v->pid[i] > 0)
+            stats_printf(b, "forkd_worker_connections{slot=\"%zu\"} %u\n", i,
+                         v->board->slots[i].conns);
 }
 
 char *
@@ -379,6 +387,10 @@ stats_metrics(struct stats_view *v, size_t *len)
                  (unsigned long long)s.given);
     stats_printf(&b, "forkd_handoffs_total{direction=\"taken\"} %llu\n",
                  (unsigned long long)s.taken);
+    stats_metric(&b, "spread_total", "counter",
+                 "New connections passed by the worker that accepted them to "
+                 "one holding fewer.");
+    stats_printf(&b, "forkd_spread_total %llu\n", (unsigned long long)s.spread);
     stats_metric(&b, "generation", "gauge",
                  "1 at start, one more at each reload (HUP).");
     stats_printf(&b, "forkd_generation %u\n", v->generation);
@@ -423,14 +435,16 @@ stats_status_worker(struct stats_buf *b, const struct stats_view *v, size_t i,
         "{\"slot\":%zu,\"pid\":%d,\"state\":\"%s\",\"generation\":%u,"
         "\"started\":%llu,\"requests\":%llu,\"bytes\":%llu,"
         "\"status\":[%llu,%llu,%llu,%llu,%llu],\"handoffs_given\":%llu,"
-        "\"handoffs_taken\":%llu,\"rss_kb\":%lu,\"threads\":[",
+        "\"handoffs_taken\":%llu,\"connections\":%u,\"spread_given\":%llu,"
+        "\"rss_kb\":%lu,\"threads\":[",
         i, (int)v->pid[i], stats_state_name(slot->state), slot->gen,
         (unsigned long long)slot->started_s, (unsigned long long)c.requests,
         (unsigned long long)c.bytes, (unsigned long long)c.status[0],
         (unsigned long long)c.status[1], (unsigned long long)c.status[2],
         (unsigned long long)c.status[3], (unsigned long long)c.status[4],
         (unsigned long long)slot->handoffs_given,
-        (unsigned long long)slot->handoffs_taken, stats_rss_kb(v->pid[i]));
+        (unsigned long long)slot->handoffs_taken, slot->conns,
+        (unsigned long long)slot->spread_given, stats_rss_kb(v->pid[i]));
     for (size_t t = 0; t < stats_threads(v, i); t++) {
         const struct sb_thread *th = sb_thread(v->board, i, t);
         uint64_t since = th->req_start_ms;

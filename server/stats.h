@@ -55,6 +55,7 @@ struct stats_view {
     struct sb_counts dead;                   /* of the workers gone */
     uint64_t restarts[STATS_N_REASONS];      /* workers replaced, by reason */
     uint64_t handoffs_given, handoffs_taken; /* of the workers gone */
+    uint64_t spread_given;                   /* the same */
     unsigned generation, target;
     uint64_t start_s; /* the master's start, wall clock */
     const struct listener *ls;

@@ -34,6 +34,7 @@
 #include "pool.h"
 #include "req.h"
 #include "scoreboard.h"
+#include "spread.h"
 #include "title.h"
 
 #define WORKER_EVENTS 64
@@ -59,6 +60,7 @@
 #define WORKER_KEY_HANDOFF (WORKER_KEY_OWN | 0x10000)
 #define WORKER_KEY_STOP (WORKER_KEY_OWN | 0x20000)
 #define WORKER_KEY_SIGNAL (WORKER_KEY_OWN | 0x30000)
+#define WORKER_KEY_INBOX (WORKER_KEY_OWN | 0x40000)
 
 struct worker;
 
@@ -92,6 +94,9 @@ struct worker {
     struct listener *ls;
     size_t n_ls;
     int handoff_tx, handoff_rx;
+    const int (*inbox)[2]; /* every slot's inbox (spread.h) */
+    size_t n_inbox;
+    int inbox_rx;  /* this worker's own, or -1 */
     int log_chan;  /* the master passes reopened log files here (USR1) */
     uint32_t excl; /* EPOLLEXCLUSIVE where it helps, else 0 */
     uint64_t accept_resume_ms; /* accepts paused until then, or 0 */
@@ -219,6 +224,7 @@ static void
 worker_close(struct worker *w, struct conn *c)
 {
     pool_close(&w->pool, c);
+    w->slot->conns = (unsigned)w->pool.used; /* for the spread */
 }
 
 /* Wait on c in state; its deadline follows from the state. */
@@ -646,6 +652,7 @@ worker_new_conn(struct worker *w, int fd)
                  w->cfg->max_connections);
         close(fd);
     }
+    w->slot->conns = (unsigned)w->pool.used;
     return c;
 }
 
@@ -720,6 +727,8 @@ worker_accept_one(struct worker *w, struct listener *l)
     return c;
 }
 
+static int worker_spread(struct worker *w, struct conn *c);
+
 /* Threads mode: the listen queue gets one turn per pass over the worker's
  * ready connections, and one accept per turn: under overload (every
  * worker holding more connections than threads) a connection waiting
@@ -741,7 +750,8 @@ worker_accept_more(struct worker *w, struct listener *l)
     for (unsigned i = 0; i < WORKER_EVENTS; i++) {
         if ((c = worker_accept_one(w, l)) == NULL)
             return;
-        worker_park(w, c, CONN_READING);
+        if (!worker_spread(w, c))
+            worker_park(w, c, CONN_READING);
     }
 }
 
@@ -751,7 +761,7 @@ worker_accept(struct worker_thread *t, struct listener *l)
     struct worker *w = t->w;
     struct conn *c = worker_accept_one(w, l);
 
-    if (c == NULL)
+    if (c == NULL || worker_spread(w, c))
         return;
     worker_accept_more(w, l);
     worker_readable(t, c);
@@ -759,29 +769,32 @@ worker_accept(struct worker_thread *t, struct listener *l)
 
 /* --- handoff (DESIGN: keep-alive without head-of-line blocking) ---------- */
 
-/* Take a connection a busy worker passed on (this thread is idle). */
-static void
-worker_take(struct worker_thread *t)
+/* A connection passed on through sock (the handoff queue or this worker's
+ * inbox), in the pool with the bytes already read of its request, which
+ * come through buf[0..cap).  NULL: none (or no room for it). */
+static struct conn *
+worker_receive(struct worker *w, int sock, char *buf, size_t cap)
 {
-    struct worker *w = t->w;
     struct handoff_meta meta;
-    char *buf = t->req.body_buf; /* free between requests */
     struct conn *c;
     int fd;
 
-    if (handoff_recv(w->handoff_rx, &fd, &meta, buf, RESPONSE_BODY_BUF) < 0) {
+    if (handoff_recv(sock, &fd, &meta, buf, cap) < 0) {
         if (errno == EMFILE)
             worker_accept_pause(w, NULL, errno); /* take no more for now */
         else if (errno != EAGAIN)
             log_warn("handoff: %s", strerror(errno));
-        return;
+        return NULL;
     }
-    w->slot->handoffs_taken++; /* under the worker's lock */
+    if (sock == w->inbox_rx)
+        __atomic_fetch_add(&w->slot->inbox_taken, 1, __ATOMIC_RELAXED);
+    else
+        w->slot->handoffs_taken++; /* under the worker's lock */
     if ((c = worker_new_conn(w, fd)) == NULL)
-        return;
+        return NULL;
     if (pool_buf_get(&w->pool, c) < 0 || meta.len > c->cap) {
         worker_close(w, c);
-        return;
+        return NULL;
     }
     memcpy(c->buf, buf, meta.len);
     c->len = meta.len;
@@ -793,12 +806,54 @@ worker_take(struct worker_thread *t)
     c->listener = meta.listener < w->n_ls ? meta.listener : 0;
     c->server_name = w->ls[c->listener].host;
     c->server_port = w->ls[c->listener].port;
+    return c;
+}
+
+/* Take a connection passed on through sock and serve it (this thread is
+ * idle). */
+static void
+worker_take(struct worker_thread *t, int sock)
+{
+    struct conn *c =
+        worker_receive(t->w, sock, t->req.body_buf, RESPONSE_BODY_BUF);
+
+    if (c == NULL)
+        return;
     /* A request that came whole (after a drained body) is served from the
      * buffer: no more bytes may come to wake us. */
     if (c->len > 0)
         worker_process(t, c);
     else
         worker_readable(t, c);
+}
+
+/* Pass c, just accepted, to the inbox of a worker that holds fewer
+ * (spread.h).  Returns 1 if it went, 0 if it stays here. */
+static int
+worker_spread(struct worker *w, struct conn *c)
+{
+    struct handoff_meta meta = {.listener = c->listener};
+    struct sb_slot *s;
+    int k;
+
+    if (w->n_inbox == 0 || w->stopping)
+        return 0;
+    k = spread_pick(w->board, w->inbox, w->n_inbox, w->index,
+                    spread_load(w->slot), w->now_ms, WORKER_HANDOFF_MS);
+    if (k < 0)
+        return 0;
+    s = &w->board->slots[k];
+    memcpy(meta.remote_addr, c->remote_addr, sizeof(meta.remote_addr));
+    memcpy(meta.remote_port, c->remote_port, sizeof(meta.remote_port));
+    /* Counted first: another acceptor sees it on its way. */
+    __atomic_fetch_add(&s->inbox_sent, 1, __ATOMIC_RELAXED);
+    if (handoff_send(w->inbox[k][0], c->fd, &meta, NULL) < 0) {
+        __atomic_fetch_sub(&s->inbox_sent, 1, __ATOMIC_RELAXED);
+        return 0;
+    }
+    w->slot->spread_given++; /* under the worker's lock */
+    worker_close(w, c);
+    return 1;
 }
 
 /* Pass c, which has a request coming while every thread of this worker is
@@ -857,6 +912,21 @@ worker_give_drained(struct worker *w, struct conn *c)
         worker_give(w, c);
 }
 
+/* A connection sent to this worker's inbox before it turned busy goes on
+ * to the handoff queue, as any connection waiting here does. */
+static void
+worker_pass_inbox(struct worker *w)
+{
+    char none[1];
+    struct conn *c = worker_receive(w, w->inbox_rx, none, 0);
+
+    if (c == NULL)
+        return;
+    worker_park(w, c, CONN_READING);
+    if (c->fd >= 0 && c->state == CONN_READING)
+        worker_give(w, c); /* else it waits here */
+}
+
 /* Give every waiting connection that has bytes coming away. */
 static void
 worker_give_ready(struct worker *w, unsigned max)
@@ -867,6 +937,8 @@ worker_give_ready(struct worker *w, unsigned max)
 
     for (int i = 0; i < n; i++) {
         struct conn *c = pool_lookup(&w->pool, evs[i].data.u64);
+        if (evs[i].data.u64 == WORKER_KEY_INBOX)
+            worker_pass_inbox(w);
         if (c == NULL || (evs[i].data.u64 & WORKER_KEY_OWN))
             continue;
         if ((c->state == CONN_IDLE || c->state == CONN_READING) && !c->draining)
@@ -1060,20 +1132,45 @@ worker_expire(struct worker_thread *t)
     }
 }
 
+/* Stopping: no acceptor sends here any more (the state says so).  What
+ * was sent before is passed on with the waiting connections (give), or
+ * served now, its answer closing the connection, since its client has
+ * sent a request.  A connection sent in the moment between is passed on
+ * by the master when this worker has gone (spread_rescue). */
+static void
+worker_empty_inbox(struct worker_thread *t, int give)
+{
+    struct worker *w = t->w;
+    struct conn *c;
+
+    if (w->inbox_rx < 0)
+        return;
+    w->slot->inbox = 0;
+    while ((c = worker_receive(w, w->inbox_rx, t->req.body_buf,
+                               RESPONSE_BODY_BUF)) != NULL) {
+        if (give)
+            worker_park(w, c, CONN_READING); /* given below */
+        else
+            worker_readable(t, c);
+    }
+}
+
 /* Graceful stop: no new connections; waiting ones (none has a request in
  * flight) are closed, or, when the worker retires while others serve on
  * (reload, fewer workers, max_requests), given to them through the handoff
  * queue so that a kept-alive client never finds its connection closed.
  * The other threads wake through stop_fd and leave. */
 static void
-worker_begin_stop(struct worker *w, int give)
+worker_begin_stop(struct worker_thread *t, int give)
 {
+    struct worker *w = t->w;
     uint64_t one = 1;
     struct conn *c;
 
     w->stopping = 1;
     w->slot->state = SB_STOPPING;
     worker_unwatch_queues(w);
+    worker_empty_inbox(t, give);
     while ((c = w->pool.closing.head) != NULL)
         worker_close(w, c);
     while ((c = pool_oldest(&w->pool)) != NULL) {
@@ -1092,7 +1189,9 @@ worker_event(struct worker_thread *t, uint64_t key)
     struct conn *c;
 
     if (key == WORKER_KEY_HANDOFF) {
-        worker_take(t);
+        worker_take(t, w->handoff_rx);
+    } else if (key == WORKER_KEY_INBOX) {
+        worker_take(t, w->inbox_rx);
     } else if (key == WORKER_KEY_STOP) {
         /* the loop condition sees w->stopping */
     } else if (key == WORKER_KEY_SIGNAL) {
@@ -1146,12 +1245,12 @@ worker_loop(struct worker_thread *t)
             worker_adopt_logs(w);
         }
         if (worker_quit && !w->stopping)
-            worker_begin_stop(w, worker_retire);
+            worker_begin_stop(t, worker_retire);
         else if (w->max_requests && w->slot->requests >= w->max_requests &&
                  !w->stopping) {
             log_info("max_requests (%u) served: recycling this worker",
                      w->max_requests);
-            worker_begin_stop(w, 1);
+            worker_begin_stop(t, 1);
         }
         worker_expire(t);
     }
@@ -1216,15 +1315,18 @@ worker_watch_fd(struct worker *w, int fd, uint64_t key, uint32_t flags)
     return epoll_ctl(w->ep, EPOLL_CTL_ADD, fd, &ev);
 }
 
-/* The queues every worker shares: the listen sockets and the handoff
- * queue.  Watched at start, left alone while accepts are paused and for
- * good at stop. */
+/* The queues every worker shares (the listen sockets and the handoff
+ * queue) and its own inbox.  Watched at start, left alone while accepts
+ * are paused and for good at stop. */
 static int
 worker_watch_queues(struct worker *w)
 {
     for (size_t i = 0; i < w->n_ls; i++)
         if (worker_watch_fd(w, w->ls[i].fd, WORKER_KEY_OWN | i, w->excl) < 0)
             return -1;
+    if (w->inbox_rx >= 0 &&
+        worker_watch_fd(w, w->inbox_rx, WORKER_KEY_INBOX, 0) < 0)
+        return -1;
     return worker_watch_fd(w, w->handoff_rx, WORKER_KEY_HANDOFF, w->excl);
 }
 
@@ -1233,7 +1335,28 @@ worker_unwatch_queues(struct worker *w)
 {
     for (size_t i = 0; i < w->n_ls; i++)
         (void)epoll_ctl(w->ep, EPOLL_CTL_DEL, w->ls[i].fd, NULL);
+    if (w->inbox_rx >= 0)
+        (void)epoll_ctl(w->ep, EPOLL_CTL_DEL, w->inbox_rx, NULL);
     (void)epoll_ctl(w->ep, EPOLL_CTL_DEL, w->handoff_rx, NULL);
+}
+
+/* This worker's inbox, if its slot has one; the other slots' receiving
+ * ends are only the master's business. */
+static void
+worker_inbox_setup(struct worker *w, const struct worker_env *env)
+{
+    w->inbox = env->inbox;
+    w->n_inbox = 0;
+    w->inbox_rx = -1;
+    for (size_t i = 0; env->inbox && i < env->n_inbox; i++) {
+        /* handoff = no: nothing moves between workers, this neither. */
+        if (i == w->index && w->cfg->handoff)
+            w->inbox_rx = env->inbox[i][1];
+        else if (env->inbox[i][1] >= 0)
+            close(env->inbox[i][1]);
+    }
+    if (w->cfg->handoff && env->inbox)
+        w->n_inbox = env->n_inbox;
 }
 
 /* EPOLLEXCLUSIVE for the shared queues only where the kernel takes a woken
@@ -1297,6 +1420,7 @@ worker_setup(struct worker *w, const struct worker_env *env, int index)
      * waiting for this one; busy workers still see the socket ready (level
      * triggered) when they come back.  The handoff queue is shared alike. */
     w->excl = worker_exclusive();
+    worker_inbox_setup(w, env);
     if (worker_watch_queues(w) < 0 ||
         worker_watch_fd(w, w->stop_fd, WORKER_KEY_STOP, 0) < 0 ||
         worker_watch_fd(w, w->sig_fd, WORKER_KEY_SIGNAL, 0) < 0)
@@ -1471,6 +1595,7 @@ worker_run(const struct worker_env *env, int index, int log_chan,
     w.slot->n_threads = w.n_threads;
     w.slot->gen = env->gen;
     w.slot->started_s = (uint64_t)time(NULL);
+    w.slot->inbox = w.inbox_rx >= 0;
     w.slot->state = SB_IDLE;
     log_debug("worker %d ready (%u threads)", index, w.n_threads);
     worker_loop(&w.threads[0]);
@@ -1478,7 +1603,7 @@ worker_run(const struct worker_env *env, int index, int log_chan,
         status = 1;
     if (!w.stopping) {
         pthread_mutex_lock(&w.lock);
-        worker_begin_stop(&w, 0); /* wake the other threads to leave too */
+        worker_begin_stop(&w.threads[0], 0); /* the other threads leave too */
         pthread_mutex_unlock(&w.lock);
     }
     worker_join_threads(&w);

@@ -28,6 +28,11 @@ struct worker_env {
     struct listener *ls;
     size_t n_ls;
     int handoff[2]; /* see handoff.h: [0] sends, [1] receives */
+    /* Each worker slot's inbox (spread.h), [0] sends, [1] receives, -1s
+     * for none: those opened before this worker (or its template) was
+     * forked. */
+    const int (*inbox)[2];
+    size_t n_inbox;
     struct sb *board;
     pid_t master;              /* the parent, whose death ends the worker */
     unsigned gen;              /* the generation (1, then one more per HUP) */

@@ -160,6 +160,24 @@ class TestBenchTargets(unittest.TestCase):
         self.assertEqual(t["samples"], 3)
         self.assertIn("short by 0.100x (10.0 %)", t["short"])
 
+    def test_keepalive_rounds_spread(self):
+        """Issue 15: forkd's keep-alive rounds vary by less than 15 %
+        ((max - min) / median); one round is not measured."""
+        name = "hello keep-alive rounds vary < 15 %"
+
+        def target(*rps):
+            rows = [bench_row("hello-keepalive", "forkd", "forkd",
+                              [wrk_run(x, rnd=i) for i, x in enumerate(rps)])]
+            return by_name(bench.targets({"summary": rows}))[name]
+        t = target(100000.0, 105000.0, 110000.0)
+        self.assertEqual(t["status"], "PASS", t)
+        self.assertEqual(t["samples"], 3)
+        self.assertTrue(t["measured"].startswith("9.5 %"), t)
+        t = target(70000.0, 100000.0, 120000.0)
+        self.assertEqual(t["status"], "FAIL", t)
+        self.assertEqual(t["short"], "35.0 points over")
+        self.assertEqual(target(100000.0)["status"], bench.NOT_MEASURED)
+
     def test_sleep_rows_judged_by_wrk_count_for_every_server(self):
         """forkd's access log says the limit is reached, wrk counts 0.95 of
         it: the row and the target go by wrk, as gunicorn's row does."""
@@ -349,6 +367,23 @@ class TestCompare(unittest.TestCase):
         self.assertEqual(v["status"], 1)
         self.assertEqual(compare.verdict(compare_results(sleep_ratio=0.93),
                                          0.05, explore=True)["status"], 0)
+
+    def test_p99_in_threads_mode_against_the_model(self):
+        """Issue 15: forkd 2 x 8 at C = 1000, p99 within 1.2x the model's
+        6.25 s wait, judged only on a load that lasts 1.5x the wait."""
+        def missed(p99_ms, seconds, server="forkd-2x8"):
+            res = compare_results()
+            res["sleep"][0].update(server=server, clients=1000,
+                                   model_rps=160.0, model_p50_ms=6250.0)
+            res["sleep"][0]["wrk"].update(p99=p99_ms, seconds=seconds)
+            return compare.verdict(res, 0.05)["missed"]
+        self.assertEqual(missed(7400.0, 10.0), [])
+        m = missed(9100.0, 10.0)
+        self.assertEqual(len(m), 1, m)
+        self.assertIn("p99 9.10 s, 1.46x the model's 6.25 s, over 1.2x by "
+                      "1.60 s", m[0])
+        self.assertEqual(missed(9100.0, 5.0), [])  # too short to judge
+        self.assertEqual(missed(9100.0, 10.0, "forkd-2x1"), [])
 
     def test_a_row_without_samples_is_not_measured(self):
         res = compare_results(wall_s=None, wall_failure="did not start")
