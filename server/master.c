@@ -183,6 +183,7 @@ master_retire(struct master *m, unsigned i, int give_away)
 {
     m->retiring[i] = 1;
     (void)kill(m->pid[i], give_away ? SIGUSR2 : SIGQUIT);
+    m->sb[i].knock = 1; /* after the kill: the signal is pending now */
 }
 
 /* In a child (worker or template): close what only the master uses. */
@@ -841,6 +842,7 @@ master_reopen_logs(struct master *m)
             log_warn("worker %u (pid %d): cannot pass the reopened logs: %s", i,
                      (int)m->pid[i], strerror(errno));
         (void)kill(m->pid[i], SIGUSR1);
+        m->sb[i].knock = 1;
     }
 }
 

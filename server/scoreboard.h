@@ -47,6 +47,9 @@ struct sb_slot {
     uint64_t inbox_sent;
     uint64_t inbox_taken;
     uint64_t spread_given; /* new connections passed to another's inbox */
+    /* Set by the master after it sent the worker a signal: read it now,
+     * not at the signalfd's turn among hundreds of ready connections. */
+    volatile int knock;
 };
 
 /* What one handler thread served; the master sums them. */

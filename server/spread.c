@@ -36,7 +36,8 @@ spread_has_room(const struct sb *board, size_t i, uint64_t now_ms,
 
     for (size_t t = 0; t < nt; t++) {
         uint64_t since = sb_thread(board, i, t)->req_start_ms;
-        if (since == 0 || now_ms < since + busy_ms)
+        /* (busy_ms may be UINT64_MAX: no sum that could wrap) */
+        if (since == 0 || now_ms < since || now_ms - since < busy_ms)
             return 1;
     }
     return 0;

@@ -96,9 +96,10 @@ struct worker {
     int handoff_tx, handoff_rx;
     const int (*inbox)[2]; /* every slot's inbox (spread.h) */
     size_t n_inbox;
-    int inbox_rx;  /* this worker's own, or -1 */
-    int log_chan;  /* the master passes reopened log files here (USR1) */
-    uint32_t excl; /* EPOLLEXCLUSIVE where it helps, else 0 */
+    int inbox_rx;        /* this worker's own, or -1 */
+    uint64_t inbox_seen; /* its slot's inbox_sent when last emptied */
+    int log_chan;        /* the master passes reopened log files here (USR1) */
+    uint32_t excl;       /* EPOLLEXCLUSIVE where it helps, else 0 */
     uint64_t accept_resume_ms; /* accepts paused until then, or 0 */
     uint64_t accept_log_ms;    /* the last line about failing accepts */
     unsigned accept_fails;     /* since that line */
@@ -112,6 +113,7 @@ struct worker {
     struct http_limits limits;
     uint64_t now_ms;
     int stopping;
+    int finishing; /* stopping, with requests received still to serve */
     int pid;
     unsigned n_threads;
     unsigned max_requests; /* with its jitter; 0: no limit */
@@ -658,6 +660,7 @@ worker_new_conn(struct worker *w, int fd)
 
 static int worker_watch_queues(struct worker *w);
 static void worker_unwatch_queues(struct worker *w);
+static void worker_unwatch_listeners(struct worker *w);
 
 /* Out of descriptors or memory, accept4 fails at once every time while
  * the connection stays queued: a level-triggered listener would make
@@ -727,19 +730,22 @@ worker_accept_one(struct worker *w, struct listener *l)
     return c;
 }
 
-static int worker_spread(struct worker *w, struct conn *c);
+static int worker_spread(struct worker *w, struct conn *c, uint64_t busy_ms);
 
 /* Threads mode: the listen queue gets one turn per pass over the worker's
  * ready connections, and one accept per turn: under overload (every
  * worker holding more connections than threads) a connection waiting
  * there waits many passes while kept-alive ones are served again and
- * again.  So take up to WORKER_EVENTS more per turn and queue them in the
- * poller (their request is there: TCP_DEFER_ACCEPT), behind the requests
- * already ready here: one FIFO per worker.  Invariant 2 still holds
- * through the watchdog, which hands waiting requests to workers with idle
- * threads; without it (handoff = no) nothing is taken early.  sleep
- * 100 ms, 2 x 8 threads, wrk -c100 -d10s (model 625 ms): p50/p99 0.90 s /
- * 1.10 s with one accept per turn, 0.50 s / 0.80 s with this. */
+ * again.  So take every connection waiting there (while the pool has
+ * room: none is closed to make it) and queue them in the poller (their
+ * request is there: TCP_DEFER_ACCEPT), behind the requests already ready
+ * here, half of them in the other workers' (the spread): one FIFO per
+ * worker, of even length.  Invariant 2 still holds through the watchdog,
+ * which hands waiting requests to workers with idle threads; without it
+ * (handoff = no) nothing is taken early.  sleep 100 ms, 2 x 8 threads:
+ * wrk -c100 -d10s (model 625 ms): p50/p99 0.90 s / 1.10 s with one
+ * accept per turn, 0.50 s / 0.80 s with 64; wrk -c1000 (model 6.25 s):
+ * p99 8.6 to 9.4 s with 64 and no spread, 6.23 to 6.28 s with this. */
 static void
 worker_accept_more(struct worker *w, struct listener *l)
 {
@@ -747,10 +753,13 @@ worker_accept_more(struct worker *w, struct listener *l)
 
     if (w->n_threads == 1 || !w->cfg->handoff || w->pool.used <= w->n_threads)
         return;
-    for (unsigned i = 0; i < WORKER_EVENTS; i++) {
+    while (w->pool.used < w->cfg->max_connections) {
         if ((c = worker_accept_one(w, l)) == NULL)
             return;
-        if (!worker_spread(w, c))
+        /* Every worker is busy: each gets an even share of the waiting
+         * requests, which the watchdogs pass to a worker that turns
+         * idle. */
+        if (!worker_spread(w, c, UINT64_MAX))
             worker_park(w, c, CONN_READING);
     }
 }
@@ -761,7 +770,7 @@ worker_accept(struct worker_thread *t, struct listener *l)
     struct worker *w = t->w;
     struct conn *c = worker_accept_one(w, l);
 
-    if (c == NULL || worker_spread(w, c))
+    if (c == NULL || worker_spread(w, c, WORKER_HANDOFF_MS))
         return;
     worker_accept_more(w, l);
     worker_readable(t, c);
@@ -810,27 +819,79 @@ worker_receive(struct worker *w, int sock, char *buf, size_t cap)
 }
 
 /* Take a connection passed on through sock and serve it (this thread is
- * idle). */
-static void
+ * idle).  0 if there was none. */
+static int
 worker_take(struct worker_thread *t, int sock)
 {
     struct conn *c =
         worker_receive(t->w, sock, t->req.body_buf, RESPONSE_BODY_BUF);
 
     if (c == NULL)
-        return;
+        return 0;
     /* A request that came whole (after a drained body) is served from the
      * buffer: no more bytes may come to wake us. */
     if (c->len > 0)
         worker_process(t, c);
     else
         worker_readable(t, c);
+    return 1;
 }
 
-/* Pass c, just accepted, to the inbox of a worker that holds fewer
- * (spread.h).  Returns 1 if it went, 0 if it stays here. */
+/* Threads mode: take every connection waiting in this worker's inbox
+ * and serve the first.  The others wait in the poller behind the
+ * requests already there: the inbox is one descriptor among all that are
+ * ready and gets one turn per pass over them, so taking one per turn
+ * would keep a connection there for many passes under overload (as for
+ * the listen queue, worker_accept_more).  A single-threaded worker takes
+ * one at a time and serves it at once: a connection left in the inbox
+ * survives the worker's crash (the master passes it on), one moved to
+ * its poller does not. */
+static void
+worker_inbox_to_poller(struct worker *w)
+{
+    char none[1];
+    struct conn *c;
+
+    w->inbox_seen = __atomic_load_n(&w->slot->inbox_sent, __ATOMIC_RELAXED);
+    for (unsigned i = 0; i < w->cfg->max_connections; i++) {
+        if ((c = worker_receive(w, w->inbox_rx, none, 0)) == NULL)
+            break;
+        worker_park(w, c, CONN_READING);
+    }
+}
+
+static void
+worker_take_inbox(struct worker_thread *t)
+{
+    if (t->w->n_threads > 1)
+        worker_inbox_to_poller(t->w);
+    worker_take(t, t->w->inbox_rx);
+}
+
+/* Between two events: a signal the master sent, and connections sent
+ * here since the last look, are taken now rather than at the turn of the
+ * signalfd or the inbox, which under overload comes once per pass over
+ * hundreds of ready connections (a QUIT took 6 s to be seen with 1000
+ * clients of a 100 ms handler).  Loads from the slot, no system call
+ * while there is nothing. */
+static void
+worker_look_around(struct worker *w)
+{
+    if (w->slot->knock) {
+        w->slot->knock = 0;
+        worker_read_signals(w);
+    }
+    if (w->n_threads > 1 && w->inbox_rx >= 0 && !w->stopping &&
+        __atomic_load_n(&w->slot->inbox_sent, __ATOMIC_RELAXED) !=
+            w->inbox_seen)
+        worker_inbox_to_poller(w);
+}
+
+/* Pass c, just accepted, to the inbox of a worker that holds fewer and
+ * has a thread free or in a request younger than busy_ms (spread.h).
+ * Returns 1 if it went, 0 if it stays here. */
 static int
-worker_spread(struct worker *w, struct conn *c)
+worker_spread(struct worker *w, struct conn *c, uint64_t busy_ms)
 {
     struct handoff_meta meta = {.listener = c->listener};
     struct sb_slot *s;
@@ -839,7 +900,7 @@ worker_spread(struct worker *w, struct conn *c)
     if (w->n_inbox == 0 || w->stopping)
         return 0;
     k = spread_pick(w->board, w->inbox, w->n_inbox, w->index,
-                    spread_load(w->slot), w->now_ms, WORKER_HANDOFF_MS);
+                    spread_load(w->slot), w->now_ms, busy_ms);
     if (k < 0)
         return 0;
     s = &w->board->slots[k];
@@ -1133,33 +1194,31 @@ worker_expire(struct worker_thread *t)
 }
 
 /* Stopping: no acceptor sends here any more (the state says so).  What
- * was sent before is passed on with the waiting connections (give), or
- * served now, its answer closing the connection, since its client has
- * sent a request.  A connection sent in the moment between is passed on
- * by the master when this worker has gone (spread_rescue). */
+ * was sent before waits with the connections that have a request coming,
+ * to be passed on or served.  A connection sent in the moment between is
+ * passed on by the master when this worker has gone (spread_rescue). */
 static void
-worker_empty_inbox(struct worker_thread *t, int give)
+worker_empty_inbox(struct worker *w)
 {
-    struct worker *w = t->w;
+    char none[1];
     struct conn *c;
 
     if (w->inbox_rx < 0)
         return;
     w->slot->inbox = 0;
-    while ((c = worker_receive(w, w->inbox_rx, t->req.body_buf,
-                               RESPONSE_BODY_BUF)) != NULL) {
-        if (give)
-            worker_park(w, c, CONN_READING); /* given below */
-        else
-            worker_readable(t, c);
-    }
+    while ((c = worker_receive(w, w->inbox_rx, none, 0)) != NULL)
+        worker_park(w, c, CONN_READING);
 }
 
-/* Graceful stop: no new connections; waiting ones (none has a request in
- * flight) are closed, or, when the worker retires while others serve on
- * (reload, fewer workers, max_requests), given to them through the handoff
- * queue so that a kept-alive client never finds its connection closed.
- * The other threads wake through stop_fd and leave. */
+/* Graceful stop: no new connections; idle ones are closed, those with a
+ * request coming (READING: taken from the listen queue or the inbox, or a
+ * head half received) are served first, each answer closing its
+ * connection (invariant 5: no request accepted is lost), within
+ * header_timeout for a head still arriving; when the worker retires while
+ * others serve on (reload, fewer workers, max_requests), every waiting
+ * connection is given to them through the handoff queue instead, so that
+ * a kept-alive client never finds its connection closed.  The other
+ * threads wake through stop_fd and leave once nothing is left to serve. */
 static void
 worker_begin_stop(struct worker_thread *t, int give)
 {
@@ -1169,17 +1228,48 @@ worker_begin_stop(struct worker_thread *t, int give)
 
     w->stopping = 1;
     w->slot->state = SB_STOPPING;
-    worker_unwatch_queues(w);
-    worker_empty_inbox(t, give);
+    /* Without give, no worker serves on (a stop): connections passed on
+     * before it, in the handoff queue and the inboxes, are this worker's
+     * and the others' to serve while they finish. */
+    if (give)
+        worker_unwatch_queues(w);
+    else
+        worker_unwatch_listeners(w);
+    worker_empty_inbox(w);
     while ((c = w->pool.closing.head) != NULL)
         worker_close(w, c);
+    /* The reading ones come last. */
     while ((c = pool_oldest(&w->pool)) != NULL) {
+        if (!give && c->state == CONN_READING)
+            break;
         if (give && (c->state == CONN_IDLE || c->state == CONN_READING) &&
             worker_give(w, c) == 0)
             continue;
         worker_close(w, c);
     }
-    daemon_write_best_effort(w->stop_fd, &one, sizeof(one)); /* never full */
+    w->finishing = !give && w->pool.reading.head != NULL;
+    if (!w->finishing)
+        daemon_write_best_effort(w->stop_fd, &one, sizeof(one)); /* never
+                                                                    full */
+}
+
+/* The last request received before the stop was served (or its client
+ * gave up, or header_timeout ended it): wake the other threads to
+ * leave. */
+static void
+worker_finish(struct worker_thread *t)
+{
+    struct worker *w = t->w;
+    uint64_t one = 1;
+
+    if (!w->finishing || w->pool.reading.head != NULL)
+        return;
+    /* One passed on before the stop may still be on its way. */
+    if (worker_take(t, w->handoff_rx) ||
+        (w->inbox_rx >= 0 && worker_take(t, w->inbox_rx)))
+        return;
+    w->finishing = 0;
+    daemon_write_best_effort(w->stop_fd, &one, sizeof(one));
 }
 
 static void
@@ -1188,10 +1278,14 @@ worker_event(struct worker_thread *t, uint64_t key)
     struct worker *w = t->w;
     struct conn *c;
 
-    if (key == WORKER_KEY_HANDOFF) {
+    if (w->stopping && ((key & ~0xffffull) == WORKER_KEY_OWN ||
+                        (!w->finishing && (key == WORKER_KEY_HANDOFF ||
+                                           key == WORKER_KEY_INBOX)))) {
+        /* out of the epoll set now, reported before */
+    } else if (key == WORKER_KEY_HANDOFF) {
         worker_take(t, w->handoff_rx);
     } else if (key == WORKER_KEY_INBOX) {
-        worker_take(t, w->inbox_rx);
+        worker_take_inbox(t);
     } else if (key == WORKER_KEY_STOP) {
         /* the loop condition sees w->stopping */
     } else if (key == WORKER_KEY_SIGNAL) {
@@ -1226,7 +1320,7 @@ worker_loop(struct worker_thread *t)
     int max = w->n_threads > 1 ? 1 : WORKER_EVENTS;
 
     pthread_mutex_lock(&w->lock);
-    while (!w->stopping) {
+    while (!w->stopping || w->finishing) {
         int timeout = worker_timeout_ms(t);
         pthread_mutex_unlock(&w->lock);
         int n = epoll_wait(w->ep, evs, max, timeout);
@@ -1238,8 +1332,10 @@ worker_loop(struct worker_thread *t)
             log_error("epoll_wait: %s", strerror(saved));
             break;
         }
-        for (int i = 0; i < n && !w->stopping; i++)
+        for (int i = 0; i < n && (!w->stopping || w->finishing); i++) {
             worker_event(t, evs[i].data.u64);
+            worker_look_around(w);
+        }
         if (worker_reopen) {
             worker_reopen = 0;
             worker_adopt_logs(w);
@@ -1253,6 +1349,7 @@ worker_loop(struct worker_thread *t)
             worker_begin_stop(t, 1);
         }
         worker_expire(t);
+        worker_finish(t);
     }
     pthread_mutex_unlock(&w->lock);
     log_access_flush();
@@ -1331,10 +1428,16 @@ worker_watch_queues(struct worker *w)
 }
 
 static void
-worker_unwatch_queues(struct worker *w)
+worker_unwatch_listeners(struct worker *w)
 {
     for (size_t i = 0; i < w->n_ls; i++)
         (void)epoll_ctl(w->ep, EPOLL_CTL_DEL, w->ls[i].fd, NULL);
+}
+
+static void
+worker_unwatch_queues(struct worker *w)
+{
+    worker_unwatch_listeners(w);
     if (w->inbox_rx >= 0)
         (void)epoll_ctl(w->ep, EPOLL_CTL_DEL, w->inbox_rx, NULL);
     (void)epoll_ctl(w->ep, EPOLL_CTL_DEL, w->handoff_rx, NULL);

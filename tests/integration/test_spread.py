@@ -48,6 +48,13 @@ def held(port, pids):
     return counts
 
 
+def listen_queue(port):
+    """Connections waiting in the listen queue of 127.0.0.1:port."""
+    out = subprocess.run(["ss", "-ltnH", "( sport = :%d )" % port],
+                         capture_output=True, text=True, timeout=10).stdout
+    return sum(int(line.split()[1]) for line in out.splitlines())
+
+
 def split_round(s, pids):
     """One round of wrk -c50 -t2 -d2s: the connections each worker holds
     a second in (sampled again, briefly, until all 50 are there)."""
@@ -211,6 +218,84 @@ class InboxNotLostTest(unittest.TestCase):
             print("\n[spread] QUIT with %d connections in a worker's inbox: "
                   "all answered" % (6 - first))
 
+
+class OverloadTest(unittest.TestCase):
+    """Threads mode under overload: 2 x 4 threads of a 100 ms handler,
+    wrk -c400 (each client waits ~1.25 s).  Each worker takes its share of
+    the listen queue at once, so the connections are split evenly; a
+    signal is seen between two requests (the master knocks in the
+    scoreboard), not at the signalfd's turn among 200 ready connections,
+    which came after a pass of some 5 s; and a QUIT serves every request
+    received before forkd leaves."""
+
+    def test_even_split_and_quick_signal(self):
+        need_wrk()
+        with Server("sleep", workers=2,
+                    server={"threads": 4, "graceful_timeout": 20,
+                            "backlog": 1024}) as s:
+            pids = sorted(s.wait_workers(2))
+            wrk = subprocess.Popen(
+                ["wrk", "-c400", "-t2", "-d6s", "--timeout", "20s",
+                 "http://127.0.0.1:%d/?ms=100" % s.port],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                time.sleep(2.0)
+                counts = [held(s.port, pids)[p] for p in pids]
+                os.rename(s.access_log, s.access_log + ".1")
+                t0 = time.monotonic()
+                s.signal(signal.SIGUSR1)
+                wait_for(lambda: os.path.exists(s.access_log) and
+                         read_text(s.access_log).count("\n") >= 8, 5)
+                dt = time.monotonic() - t0
+                lines = read_text(s.access_log).count("\n")
+            finally:
+                wrk.kill()
+                wrk.wait()
+            print("\n[spread] 2 x 4 threads, wrk -c400 on a 100 ms handler: "
+                  "connections %s; USR1: new access log written after "
+                  "%.2f s" % ("/".join(map(str, counts)), dt))
+            for n in counts:
+                self.assertTrue(160 <= n <= 240, counts)
+            self.assertGreaterEqual(lines, 8)
+            self.assertLess(dt, 1.5)
+
+    def test_quit_serves_every_request_received(self):
+        """100 clients each send one request to 2 x 4 threads of a 500 ms
+        handler (6.25 s of work); once the workers hold every connection,
+        most with their request waiting in the poller, QUIT: every request
+        is answered, then forkd leaves (invariant 5).  Now that a worker
+        sees the QUIT at once, closing the waiting connections at once, as
+        it did, would lose them."""
+        n = 100
+        with Server("sleep", workers=2,
+                    server={"threads": 4, "graceful_timeout": 20,
+                            "backlog": 1024}) as s:
+            pids = s.wait_workers(2)
+            conns = []
+            try:
+                for _ in range(n):
+                    c = Conn(("127.0.0.1", s.port))
+                    c.send(b"GET /?ms=500 HTTP/1.1\r\nHost: t\r\n\r\n")
+                    conns.append(c)
+                # every connection accepted (one may be on its way
+                # between workers, where ss sees no owner)
+                ok = wait_for(lambda: listen_queue(s.port) == 0 and sum(
+                    held(s.port, pids).values()) >= n - 2, 5)
+                counts = held(s.port, pids)
+                t0 = time.monotonic()
+                s.signal(signal.SIGQUIT)
+                got = answered(conns, 15.0)
+                rc = s.proc.wait(15)
+                dt = time.monotonic() - t0
+            finally:
+                for c in conns:
+                    c.close()
+            print("\n[spread] QUIT with %d requests received by 2 x 4 "
+                  "threads (held %s): %d answered, forkd left after %.2f s"
+                  % (n, "/".join(map(str, counts.values())), got, dt))
+            self.assertTrue(ok, "not all accepted: %s" % counts)
+            self.assertEqual(got, n)
+            self.assertEqual(rc, 0)
 
 if __name__ == "__main__":
     unittest.main()
