@@ -837,15 +837,8 @@ worker_take(struct worker_thread *t, int sock)
     return 1;
 }
 
-/* Threads mode: take every connection waiting in this worker's inbox
- * and serve the first.  The others wait in the poller behind the
- * requests already there: the inbox is one descriptor among all that are
- * ready and gets one turn per pass over them, so taking one per turn
- * would keep a connection there for many passes under overload (as for
- * the listen queue, worker_accept_more).  A single-threaded worker takes
- * one at a time and serves it at once: a connection left in the inbox
- * survives the worker's crash (the master passes it on), one moved to
- * its poller does not. */
+/* Move what waits in this worker's inbox to its poller, behind the
+ * requests already there. */
 static void
 worker_inbox_to_poller(struct worker *w)
 {
@@ -860,6 +853,15 @@ worker_inbox_to_poller(struct worker *w)
     }
 }
 
+/* Threads mode: take every connection waiting in this worker's inbox
+ * and serve the first.  The others wait in the poller behind the
+ * requests already there: the inbox is one descriptor among all that are
+ * ready and gets one turn per pass over them, so taking one per turn
+ * would keep a connection there for many passes under overload (as for
+ * the listen queue, worker_accept_more).  A single-threaded worker takes
+ * one at a time and serves it at once: a connection left in the inbox
+ * survives the worker's crash (the master passes it on), one moved to
+ * its poller does not. */
 static void
 worker_take_inbox(struct worker_thread *t)
 {
@@ -1248,9 +1250,9 @@ worker_begin_stop(struct worker_thread *t, int give)
         worker_close(w, c);
     }
     w->finishing = !give && w->pool.reading.head != NULL;
+    /* An eventfd written once: never full. */
     if (!w->finishing)
-        daemon_write_best_effort(w->stop_fd, &one, sizeof(one)); /* never
-                                                                    full */
+        daemon_write_best_effort(w->stop_fd, &one, sizeof(one));
 }
 
 /* The last request received before the stop was served (or its client
