@@ -1202,14 +1202,10 @@ worker_expire(struct worker_thread *t)
 static void
 worker_empty_inbox(struct worker *w)
 {
-    char none[1];
-    struct conn *c;
-
     if (w->inbox_rx < 0)
         return;
     w->slot->inbox = 0;
-    while ((c = worker_receive(w, w->inbox_rx, none, 0)) != NULL)
-        worker_park(w, c, CONN_READING);
+    worker_inbox_to_poller(w);
 }
 
 /* Graceful stop: no new connections; idle ones are closed, those with a
